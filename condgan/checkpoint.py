@@ -1,0 +1,85 @@
+"""Atomic checkpoint writes, safe loads, and finding a run's latest checkpoint.
+
+A checkpoint is one file holding everything needed to continue exactly or to
+use the generator: model (nets, EMA, buffers), optimizers, schedulers, grad
+scalers, counters, RNG states, the resolved config and the data description.
+"""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .errors import CheckpointError
+
+LAST = "last.pt"
+
+
+def atomic_save(obj, path: str | Path) -> None:
+    """torch.save to a temp file in the same folder, fsync, then rename over `path`.
+
+    A crash or a full disk mid-write leaves the previous file untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise CheckpointError(f"could not write checkpoint {path} ({e.strerror or e}); "
+                                  f"the previous checkpoint is intact") from None
+        raise
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def resolve(path: str | Path) -> Path:
+    """A checkpoint file, or a run directory -> its latest checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        candidate = path / "checkpoints" / LAST
+        if candidate.is_file():
+            return candidate
+        raise CheckpointError(f"{path} has no checkpoint (expected {candidate})")
+    if path.is_file():
+        return path
+    raise CheckpointError(f"{path} is neither a checkpoint file nor a run directory")
+
+
+def load(path: str | Path, map_location="cpu") -> dict:
+    """Load a checkpoint with weights_only=True (no arbitrary code from the file)."""
+    file = resolve(path)
+    try:
+        ckpt = torch.load(file, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated zip, wrong format, pickled code: all mean "not usable"
+        raise CheckpointError(f"checkpoint {file} is corrupt or not a condgan checkpoint "
+                              f"({type(e).__name__})") from None
+    if not isinstance(ckpt, dict) or "config" not in ckpt or "model" not in ckpt:
+        raise CheckpointError(f"{file} is not a condgan checkpoint")
+    return ckpt
+
+
+def package_version() -> str:
+    return __version__

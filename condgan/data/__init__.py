@@ -1,0 +1,62 @@
+"""Datasets: one entry point, `build(name, ...)`, for every kind of data.
+
+Every dataset yields dict batches of float images in [-1, 1] (NCHW) plus what
+the model needs (labels for class-conditional data). `DataInfo` describes the
+data to the model and travels inside checkpoints, so sampling and export never
+need the data itself.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import DataError
+
+
+@dataclass
+class DataInfo:
+    kind: str  # "labelled" (class-conditional); later "paired", "unpaired"
+    name: str
+    channels: int
+    height: int
+    width: int
+    num_classes: int = 0
+    class_names: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataInfo":
+        return cls(**d)
+
+
+def default_root() -> Path:
+    env = os.environ.get("CONDGAN_DATA")
+    return Path(env) if env else Path.home() / ".cache" / "condgan" / "data"
+
+
+LABELLED_NAMES = ("digits", "mnist", "fashion-mnist")
+
+
+def build(name: str, split: str = "train", root: str | Path | None = None, image_size: int = 0):
+    """Return (dataset, DataInfo) for a dataset name or a folder path.
+
+    split: "train" (what the GAN trains on), "heldout" (real images evaluation compares
+    against) or "rest" (train minus heldout, where they overlap: what the evaluation
+    classifier trains on).
+    """
+    root = Path(root) if root else default_root()
+    if name == "digits":
+        from .digits import embedded_digits
+        return embedded_digits(split, image_size)
+    if name in ("mnist", "fashion-mnist"):
+        from .digits import torchvision_digits
+        return torchvision_digits(name, split, root, image_size)
+    path = Path(name).expanduser()
+    if path.exists() or os.sep in name or name.startswith("."):
+        from .folder import labelled_folder
+        return labelled_folder(path, split, image_size)
+    raise DataError(f"unknown dataset {name!r}: use one of {', '.join(LABELLED_NAMES)} or the path of "
+                    f"a folder of class subfolders")

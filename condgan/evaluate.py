@@ -1,0 +1,130 @@
+"""Evaluate a trained class-conditional run.
+
+    python -m condgan.evaluate RUN_OR_CKPT
+
+Reports conditional accuracy (share of generated images that a classifier,
+trained by the package on real data, assigns to the requested label) and the
+Fréchet distance between generated and real held-out images in that
+classifier's feature space, next to the real-vs-real floor of the same
+distance. This is "FID (classifier features)", not Inception FID.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import data as data_lib
+from . import models
+from .config import _Parser
+from .errors import CondganError, cli_entry
+from .metrics.classifier import Features, accuracy, get_classifier
+from .trainer import pick_device
+
+CLASSIFIER_VERSION = "v1"
+
+
+def data_key(name: str, dataset) -> str:
+    """Names the classifier's training data so the cache never mixes datasets."""
+    if name == "digits":
+        from .data.digits import DIGITS_SHA256
+        return f"digits-{DIGITS_SHA256[:12]}-{CLASSIFIER_VERSION}"
+    if name in ("mnist", "fashion-mnist"):
+        return f"{name}-{CLASSIFIER_VERSION}"
+    h = hashlib.sha256()
+    for path, label in getattr(dataset, "samples", []):
+        st = os.stat(path)
+        h.update(f"{path}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return f"folder-{h.hexdigest()[:16]}-{CLASSIFIER_VERSION}"
+
+
+def _stack(dataset, indices=None):
+    indices = range(len(dataset)) if indices is None else indices
+    items = [dataset[i] for i in indices]
+    return torch.stack([it["image"] for it in items]), torch.stack([torch.as_tensor(it["label"]) for it in items])
+
+
+@torch.no_grad()
+def evaluate(model, cfg, info, device, seed: int = 0, log=print) -> dict:
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    rest, _ = data_lib.build(cfg.data, "rest", cfg.data_root or None, cfg.image_size)
+    heldout, _ = data_lib.build(cfg.data, "heldout", cfg.data_root or None, cfg.image_size)
+    clf = get_classifier(data_key(cfg.data, rest), rest, info, device, log=log)
+    real_acc = accuracy(clf, heldout, device)
+    held_x, held_y = _stack(heldout)
+    # real-vs-real floor: for each held-out image, a random training image of the same class
+    g = torch.Generator().manual_seed(seed)
+    rest_labels = torch.as_tensor(rest.labels) if hasattr(rest, "labels") else torch.tensor([s[1] for s in rest.samples])
+    pick = []
+    for y in held_y.tolist():
+        pool = (rest_labels == y).nonzero().flatten()
+        pick.append(pool[torch.randint(len(pool), (1,), generator=g)].item())
+    floor_x, _ = _stack(rest, pick)
+    # generated: the same label distribution as the held-out set
+    torch.manual_seed(seed)
+    gen_x = torch.cat([model.generate(yb.to(device)).float().cpu() for yb in held_y.split(500)])
+
+    fid = FrechetInceptionDistance(feature=Features(clf.cpu()), reset_real_features=False)
+    for xb in held_x.split(500):
+        fid.update(xb, real=True)
+
+    def distance(x):
+        fid.reset()
+        for xb in x.split(500):
+            fid.update(xb, real=False)
+        return fid.compute().item()
+
+    clf_cpu = clf.cpu().eval()
+    pred = torch.cat([clf_cpu(xb).argmax(1) for xb in gen_x.split(500)])
+    per_class = [(pred[held_y == c] == c).float().mean().item() for c in range(info.num_classes)]
+    return {
+        "conditional_accuracy": (pred == held_y).float().mean().item(),
+        "per_class_accuracy": per_class,
+        "fid_classifier": distance(gen_x),
+        "fid_classifier_real_floor": distance(floor_x),
+        "classifier_real_accuracy": real_acc,
+        "n": len(held_y),
+    }
+
+
+def report(res: dict, names) -> str:
+    ratio = res["fid_classifier"] / max(res["fid_classifier_real_floor"], 1e-12)
+    lines = [
+        f"conditional accuracy      {res['conditional_accuracy'] * 100:6.2f} %  ({res['n']} generated images)",
+        f"FID (classifier features) {res['fid_classifier']:8.3f}   real-vs-real floor {res['fid_classifier_real_floor']:.3f}"
+        f"  (ratio {ratio:.2f}x)",
+        f"classifier accuracy on real held-out images {res['classifier_real_accuracy'] * 100:.2f} %",
+        "per class: " + "  ".join(f"{n}:{a * 100:.0f}%" for n, a in zip(names, res["per_class_accuracy"])),
+    ]
+    return "\n".join(lines)
+
+
+@cli_entry
+def main(argv=None):
+    p = _Parser(prog="condgan.evaluate", description=__doc__.splitlines()[0])
+    p.add_argument("run", help="run directory or checkpoint file")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="also write the results to this JSON file")
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    device = pick_device(args.device)
+    model, cfg, info = models.load(args.run, device)
+    if info.kind != "labelled":
+        raise CondganError(f"{args.run} is a {cfg.model} run; this evaluation is for class-conditional runs")
+    t0 = time.time()
+    res = evaluate(model, cfg, info, device, args.seed, log=lambda m: print(m, flush=True))
+    print(report(res, info.class_names))
+    print(f"({time.time() - t0:.0f} s)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Quality metrics: conditional accuracy and Fréchet distance in a classifier's feature space."""

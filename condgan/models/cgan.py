@@ -1,0 +1,126 @@
+"""Class-conditional GAN (Mirza & Osindero) with DCGAN-style nets and a projection discriminator."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from .. import losses
+from ..config import TrainConfig, opt
+from ..nets.dcgan import Discriminator, Generator
+from .base import GANModel
+
+
+@dataclass
+class CGANConfig(TrainConfig):
+    epochs: int = opt(12, "passes over the training data", resumable=True)
+    batch_size: int = opt(64, "images per batch")
+    lr: float = opt(2e-4, "learning rate of both optimizers")
+    beta1: float = opt(0.0, "Adam beta1")
+    beta2: float = opt(0.99, "Adam beta2")
+    latent_dim: int = opt(64, "size of the noise vector z")
+    embed_dim: int = opt(32, "size of the generator's label embedding")
+    g_width: int = opt(32, "generator channels at full resolution (doubling per halving)")
+    d_width: int = opt(32, "discriminator channels at full resolution (doubling per halving)")
+    d_cond: str = opt("projection", "how the discriminator sees the label", choices=["projection", "concat"])
+    spectral_norm: bool = opt(False, "spectral normalisation in the discriminator")
+    loss: str = opt("hinge", "adversarial loss", choices=list(losses.KINDS))
+    gp_weight: float = opt(10.0, "gradient-penalty weight for --loss wgan-gp")
+    label_smoothing: float = opt(0.0, "one-sided label smoothing: real target 1 - this (ns, lsgan)")
+    d_steps: int = opt(1, "discriminator steps per generator step")
+    ema_decay: float = opt(0.999, "decay of the generator's EMA copy used for sampling (0: no EMA)")
+    samples_per_class: int = opt(10, "columns of the per-epoch sample grid (one row per class)")
+
+    def validate(self) -> None:
+        super().validate()
+        from ..errors import CondganError
+        if self.d_steps < 1:
+            raise CondganError("--d-steps must be at least 1")
+        if not 0 <= self.ema_decay < 1:
+            raise CondganError("--ema-decay must be in [0, 1)")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise CondganError("--label-smoothing must be in [0, 0.5)")
+        for name in ("latent_dim", "embed_dim", "g_width", "d_width", "samples_per_class"):
+            if getattr(self, name) <= 0:
+                raise CondganError(f"--{name.replace('_', '-')} must be positive")
+
+
+class CGAN(GANModel):
+    def __init__(self, cfg: CGANConfig, info):
+        super().__init__(cfg, info)
+        c = cfg
+        self.G = Generator(c.latent_dim, info.num_classes, info.channels, info.height, info.width,
+                           base_width=c.g_width, embed_dim=c.embed_dim)
+        self.D = Discriminator(info.num_classes, info.channels, info.height, info.width, base_width=c.d_width,
+                               cond=c.d_cond, spectral_norm=c.spectral_norm)
+        self.ema = (AveragedModel(self.G, multi_avg_fn=get_ema_multi_avg_fn(c.ema_decay), use_buffers=True)
+                    if c.ema_decay > 0 else None)
+        if self.ema is not None:
+            self.ema.requires_grad_(False)
+        # fixed noise for the per-epoch grid: one column per noise vector, one row per class
+        g = torch.Generator().manual_seed(1234)
+        self.register_buffer("grid_z", torch.randn(c.samples_per_class, c.latent_dim, generator=g),
+                             persistent=False)
+        self._fake = None
+
+    def optimizers(self):
+        return {"D": self.adam(self.D.parameters()), "G": self.adam(self.G.parameters())}
+
+    def phases(self, batch_index: int):
+        # k discriminator steps, each on its own batch, then one generator step
+        return ("D", "G") if (batch_index + 1) % self.cfg.d_steps == 0 else ("D",)
+
+    def _generate(self, batch):
+        y = batch["label"]
+        z = torch.randn(y.shape[0], self.cfg.latent_dim, device=y.device)
+        return self.G(z, y)
+
+    def step(self, phase: str, batch: dict) -> dict:
+        c, real, y = self.cfg, batch["image"], batch["label"]
+        if phase == "D":
+            # when a G step follows on this batch, keep the graph so G reuses this forward pass
+            with torch.set_grad_enabled(c.d_steps == 1):
+                self._fake = self._generate(batch)
+            self.set_requires_grad(self.D, True)
+            fake = self._fake.detach()
+            d_real, d_fake = self.D(real, y), self.D(fake, y)
+            loss = losses.d_loss(c.loss, d_real, d_fake, real_target=1.0 - c.label_smoothing)
+            out = {"d_loss": loss.detach()}
+            if c.loss == "wgan-gp":
+                gp = losses.gradient_penalty(self.D, real, fake, y)
+                loss = loss + c.gp_weight * gp
+                out["gp"] = gp.detach()
+            out.update(loss=loss, d_real=d_real.detach().float().mean(), d_fake=d_fake.detach().float().mean())
+            return out
+        if phase == "G":
+            fake = self._fake if self._fake is not None and self._fake.requires_grad else self._generate(batch)
+            self._fake = None
+            self.set_requires_grad(self.D, False)  # no weight gradients for D in the G phase
+            loss = losses.g_loss(c.loss, self.D(fake, y))
+            return {"loss": loss, "g_loss": loss.detach()}
+        raise ValueError(f"unknown phase {phase!r}")
+
+    def after_step(self, phase: str) -> None:
+        if phase == "G" and self.ema is not None:
+            self.ema.update_parameters(self.G)
+
+    def generator(self):
+        return self.ema.module if self.ema is not None else self.G
+
+    @torch.no_grad()
+    def generate(self, labels: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Images for the given labels with the sampling generator, in eval mode."""
+        g = self.generator()
+        was_training = g.training
+        g.eval()
+        if z is None:
+            z = torch.randn(labels.shape[0], self.cfg.latent_dim, device=labels.device)
+        out = g(z.to(labels.device), labels)
+        g.train(was_training)
+        return out
+
+    def sample_grid(self):
+        n, k = self.cfg.samples_per_class, self.info.num_classes
+        labels = torch.arange(k, device=self.device).repeat_interleave(n)
+        return self.generate(labels, self.grid_z.repeat(k, 1)), n

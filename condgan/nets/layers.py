@@ -1,0 +1,57 @@
+"""Building blocks shared by the nets; the hot elementwise parts go through condgan.ops."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from .. import ops
+
+
+class BiasLeakyReLU(nn.Module):
+    """y = gain * leaky_relu(x + bias), bias per channel: one fused op instead of two passes."""
+
+    def __init__(self, channels: int, negative_slope: float = 0.2, gain: float = 1.0, dim: int = 1):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.negative_slope, self.gain, self.dim = negative_slope, gain, dim
+
+    def forward(self, x):
+        return ops.bias_leaky_relu(x, self.bias, self.negative_slope, self.gain, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"{self.bias.numel()}, negative_slope={self.negative_slope}"
+
+
+class Upsample2x(nn.Module):
+    def __init__(self, mode: str = "nearest"):
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x):
+        return ops.upsample2x(x, self.mode)
+
+
+def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) when enabled."""
+    return spectral_norm(module) if enabled else module
+
+
+def conv(cin: int, cout: int, k: int, stride: int = 1, pad: int | None = None, sn: bool = False,
+         bias: bool = False) -> nn.Module:
+    """Convolution without its own bias by default: the following BiasLeakyReLU carries it."""
+    pad = (k - 1) // 2 if pad is None else pad
+    return maybe_sn(nn.Conv2d(cin, cout, k, stride, pad, bias=bias), sn)
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """DCGAN initialisation: N(0, std) for conv/linear/embedding weights, N(1, std) for norm scales."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
+            w = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+            nn.init.normal_(w, 0.0, std)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)

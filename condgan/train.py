@@ -1,0 +1,134 @@
+"""Train a model: python -m condgan.train [--model cgan] [--data digits] [flags...]
+
+With no arguments it trains the class-conditional digit GAN on the embedded
+real digits (no network needed) and writes a run directory under runs/.
+`--model NAME --help` lists that model's flags.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import checkpoint as ckpt_io
+from . import data as data_lib
+from . import models
+from .config import build_parser, flag_name, from_dict, load_json, print_config
+from .errors import CondganError, cli_entry
+from .trainer import Trainer, pick_device
+
+
+def _pre_parse(argv):
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--model")
+    pre.add_argument("--config")
+    pre.add_argument("--resume")
+    known, _ = pre.parse_known_args(argv)
+    return known
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="start from a saved config.json; flags override it")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly from its last checkpoint")
+
+
+def parse_config(argv):
+    """Resolve the config from presets, --config or --resume, then flags. Returns (cfg, resume_ckpt)."""
+    known = _pre_parse(argv)
+    if known.config and known.resume:
+        raise CondganError("use either --config or --resume, not both (a run directory carries its config)")
+    base, resume = {}, None
+    if known.resume:
+        resume = ckpt_io.load(known.resume)
+        base, source = dict(resume["config"]), f"the checkpoint in {known.resume}"
+    elif known.config:
+        base, source = load_json(known.config), known.config
+    if known.model and base.get("model") and known.model != base["model"]:
+        raise CondganError(f"--model {known.model} contradicts {source}, which is a {base['model']} config")
+    cls = models.config_class(known.model or base.get("model", "cgan"))
+    if base:
+        from_dict(cls, base, source)  # rejects unknown or invalid saved settings with the source named
+    args = build_parser(cls, "condgan.train", defaults=base, extra=_add_run_flags).parse_args(argv)
+    cfg = cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+    cfg.validate()
+    if resume is not None:
+        for f in dataclasses.fields(cls):
+            if not f.metadata.get("resumable") and getattr(cfg, f.name) != base.get(f.name, f.default):
+                raise CondganError(f"--{flag_name(f.name)} cannot change when resuming "
+                                   f"(the run used {base.get(f.name)!r}); start a new run instead")
+    return cfg, resume
+
+
+def _run_dir(cfg, resume_arg: str | None) -> Path:
+    if resume_arg:
+        p = Path(resume_arg)
+        return p.parent.parent if p.is_file() else p
+    if cfg.out:
+        out = Path(cfg.out)
+    else:
+        data_tag = Path(cfg.data).name if os.sep in cfg.data else cfg.data
+        out = Path("runs") / f"{cfg.model}-{data_tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (out / "checkpoints" / ckpt_io.LAST).exists():
+        raise CondganError(f"{out} already holds a run; continue it with --resume {out} or choose another --out")
+    return out
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run(cfg, resume: dict | None = None, run_dir: Path | None = None) -> dict:
+    """Train per `cfg` (optionally continuing `resume`); returns a summary dict."""
+    run_dir = Path(run_dir) if run_dir else _run_dir(cfg, None)
+    device = pick_device(cfg.device)
+    dataset, info = data_lib.build(cfg.data, "train", cfg.data_root or None, cfg.image_size)
+    if resume is not None:
+        saved = data_lib.DataInfo.from_dict(resume["data_info"])
+        if (saved.channels, saved.height, saved.width, saved.num_classes) != \
+                (info.channels, info.height, info.width, info.num_classes):
+            raise CondganError(f"the data no longer matches the run: it was {saved.channels}x{saved.height}x"
+                               f"{saved.width} with {saved.num_classes} classes, now {info.channels}x"
+                               f"{info.height}x{info.width} with {info.num_classes}")
+    seed_everything(cfg.seed)
+    model = models.build(cfg, info)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(run_dir / "config.json", cfg.to_dict())
+    trainer = Trainer(cfg, model, dataset, info, run_dir, device)
+    n_params = {k: sum(p.numel() for p in getattr(model, k).parameters()) for k in ("G", "D") if hasattr(model, k)}
+    print(f"run directory: {run_dir}\ndata: {info.name}, {len(dataset)} images {info.channels}x{info.height}x"
+          f"{info.width}, {info.num_classes} classes\ndevice: {device}  parameters: "
+          + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in n_params.items())
+          + f"\nsteps: {trainer.total_steps} ({trainer.steps_per_epoch} per epoch)", flush=True)
+    summary = trainer.fit(resume)
+    summary["run_dir"] = str(run_dir)
+    return summary
+
+
+@cli_entry
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    cfg, resume = parse_config(argv)
+    run_dir = _run_dir(cfg, _pre_parse(argv).resume)
+    print_config(cfg)
+    s = run(cfg, resume, run_dir)
+    print(f"done: {s['steps']} steps in {s['seconds']:.0f} s ({s['steps_per_s']:.2f} steps/s); "
+          f"samples in {run_dir / 'samples'}, checkpoint {run_dir / 'checkpoints' / ckpt_io.LAST}")
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""The one training loop for every model.
+
+The Trainer runs the model's phases on each batch (backward, optimizer step,
+AMP), counts steps, schedules learning rates, logs to TensorBoard, writes a
+sample grid per epoch and checkpoints atomically. Resuming restores counters,
+optimizer, scheduler and RNG states and skips the batches of the current epoch
+that were already used, so a resumed run continues exactly where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+from . import checkpoint as ckpt_io
+from .data.tensors import LabelledTensors, collate
+from .errors import CondganError, TrainingDiverged
+
+
+class EpochBatches(Sampler):
+    """Shuffled batches of indices; the order depends only on (seed, epoch) and can start mid-epoch."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, drop_last: bool = True):
+        self.n, self.batch_size, self.seed, self.drop_last = n, batch_size, seed, drop_last
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def batches_per_epoch(self) -> int:
+        return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch() - self.start
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.n, generator=g)
+        for b in range(self.start, self.batches_per_epoch()):
+            yield order[b * self.batch_size:(b + 1) * self.batch_size].tolist()
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise CondganError(f"--device {name!r} is not a device name (use auto, cpu, cuda, cuda:N or mps)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CondganError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise CondganError("--device mps was asked for, but MPS is not available here")
+    return dev
+
+
+def amp_dtype(setting: str, device: torch.device):
+    """None (full precision) or the autocast dtype for this device."""
+    if setting == "off" or (setting == "auto" and device.type != "cuda"):
+        return None
+    if setting == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[setting]
+
+
+class Trainer:
+    def __init__(self, cfg, model, dataset, info, run_dir: Path, device: torch.device):
+        self.cfg, self.model, self.dataset, self.info = cfg, model, dataset, info
+        self.run_dir, self.device = Path(run_dir), device
+        self.model.to(device)
+        self.opts = model.optimizers()
+        self.amp = amp_dtype(cfg.amp, device)
+        use_scaler = self.amp == torch.float16
+        self.scalers = {p: torch.amp.GradScaler(device.type, enabled=use_scaler) for p in self.opts}
+        self.sampler = EpochBatches(len(dataset), cfg.batch_size, cfg.seed)
+        if self.sampler.batches_per_epoch() == 0:
+            raise CondganError(f"the dataset has {len(dataset)} images, fewer than --batch-size {cfg.batch_size}")
+        self.steps_per_epoch = sum(model.step_phase in model.phases(i)
+                                   for i in range(self.sampler.batches_per_epoch()))
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        if cfg.max_steps:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
+        self.scheds = {p: torch.optim.lr_scheduler.LambdaLR(o, self._lr_factor) for p, o in self.opts.items()}
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.writer = None
+
+    # ---- schedule -----------------------------------------------------------------------------
+    def _lr_factor(self, step: int) -> float:
+        """constant, or constant then linear decay to 0 over the last --decay-epochs epochs."""
+        if self.cfg.lr_schedule == "constant" or self.cfg.decay_epochs == 0:
+            return 1.0
+        decay_steps = self.cfg.decay_epochs * self.steps_per_epoch
+        start = self.cfg.epochs * self.steps_per_epoch - decay_steps
+        return max(0.0, 1.0 - max(0, step - start) / decay_steps)
+
+    # ---- state --------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        epoch, batch = self.epoch, self.batch_in_epoch
+        if batch >= self.sampler.batches_per_epoch():
+            epoch, batch = epoch + 1, 0
+        return {
+            "format": 1, "version": ckpt_io.package_version(),
+            "config": self.cfg.to_dict(), "data_info": self.info.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizers": {p: o.state_dict() for p, o in self.opts.items()},
+            "schedulers": {p: s.state_dict() for p, s in self.scheds.items()},
+            "scalers": {p: s.state_dict() for p, s in self.scalers.items()},
+            "step": self.step, "epoch": epoch, "batch_in_epoch": batch,
+            "rng": ckpt_io.rng_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        for p, o in self.opts.items():
+            o.load_state_dict(state["optimizers"][p])
+            self.scheds[p].load_state_dict(state["schedulers"][p])
+            self.scalers[p].load_state_dict(state["scalers"][p])
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        ckpt_io.set_rng_state(state["rng"])
+
+    def save(self) -> Path:
+        path = self.run_dir / "checkpoints" / ckpt_io.LAST
+        ckpt_io.atomic_save(self.state_dict(), path)
+        return path
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def _loader(self) -> DataLoader:
+        workers = self.cfg.workers
+        if workers < 0:  # in-memory data needs no workers; files do
+            workers = 0 if isinstance(self.dataset, LabelledTensors) else min(4, torch.get_num_threads())
+        g = torch.Generator().manual_seed(self.cfg.seed * 7919 + self.epoch)  # keeps the global RNG untouched
+        return DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=collate, num_workers=workers,
+                          pin_memory=self.device.type == "cuda", generator=g,
+                          persistent_workers=False)
+
+    def _to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    def _run_phase(self, phase: str, batch: dict) -> dict:
+        opt, scaler = self.opts[phase], self.scalers[phase]
+        opt.zero_grad(set_to_none=True)
+        ctx = torch.autocast(self.device.type, dtype=self.amp) if self.amp else nullcontext()
+        with ctx:
+            losses = self.model.step(phase, batch)
+        scaler.scale(losses["loss"]).backward()
+        scaler.step(opt)
+        scaler.update()
+        self.model.after_step(phase)
+        return losses
+
+    def _check_finite(self, sums: dict) -> None:
+        bad = [k for k, v in sums.items() if not math.isfinite(float(v))]
+        if bad:
+            last = self.run_dir / "checkpoints" / ckpt_io.LAST
+            keep = f"the last good checkpoint {last} is intact" if last.exists() else "no checkpoint was written yet"
+            raise TrainingDiverged(f"loss {', '.join(bad)} became NaN or infinite near step {self.step} "
+                                   f"(epoch {self.epoch + 1}); training stopped and {keep}; "
+                                   f"try a lower --lr or another --loss")
+
+    def _log(self, sums: dict, count: int, bar) -> None:
+        means = {k: float(v) / count for k, v in sums.items()}
+        self._check_finite(means)
+        for k, v in means.items():
+            self.writer.add_scalar(f"loss/{k}", v, self.step)
+        for p, o in self.opts.items():
+            self.writer.add_scalar(f"lr/{p}", o.param_groups[0]["lr"], self.step)
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": self.step, "epoch": self.epoch + 1, **means}) + "\n")
+        bar.set_postfix({"ep": self.epoch + 1, **{k: f"{v:.3f}" for k, v in means.items()}}, refresh=False)
+
+    def _samples(self) -> None:
+        from torchvision.utils import make_grid, save_image
+        images, nrow = self.model.sample_grid()
+        grid = make_grid(images.float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1)
+        path = self.run_dir / "samples" / f"epoch_{self.epoch + 1:04d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_image(grid, path)
+        self.writer.add_image("samples", grid, self.step)
+
+    def fit(self, resume: dict | None = None) -> dict:
+        from torch.utils.tensorboard import SummaryWriter
+        if resume is not None:
+            self.load_state_dict(resume)
+        self.writer = SummaryWriter(str(self.run_dir), purge_step=self.step if resume else None)
+        start_step, t0 = self.step, time.time()
+        bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
+                   disable=not self.cfg.progress, mininterval=0.5, desc="train")
+        sums, count = {}, 0
+        try:
+            while self.step < self.total_steps and self.epoch < self.cfg.epochs:
+                self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
+                for batch in self._loader():
+                    batch = self._to_device(batch)
+                    stepped = False
+                    for phase in self.model.phases(self.batch_in_epoch):
+                        losses = self._run_phase(phase, batch)
+                        for k, v in losses.items():
+                            if k != "loss":
+                                sums[k] = sums.get(k, 0.0) + v.detach()
+                        if phase == self.model.step_phase:
+                            stepped = True
+                            self.step += 1
+                            count += 1
+                            for s in self.scheds.values():
+                                s.step()
+                            bar.update(1)
+                    self.batch_in_epoch += 1
+                    if self.device.type == "cpu":  # free to check every batch on CPU; on GPUs at log time
+                        self._check_finite(sums)
+                    if stepped and self.step % self.cfg.log_every == 0:
+                        self._log(sums, count, bar)
+                        sums, count = {}, 0
+                    if self.step >= self.total_steps:
+                        break
+                    if stepped and self.cfg.ckpt_every and self.step % self.cfg.ckpt_every == 0:
+                        self._check_finite(sums)
+                        self.save()
+                self._check_finite(sums)
+                epoch_done = self.batch_in_epoch >= self.sampler.batches_per_epoch()
+                last = self.step >= self.total_steps
+                if (epoch_done and (self.epoch + 1) % self.cfg.sample_every == 0) or last:
+                    self._samples()
+                self.save()
+                if epoch_done:
+                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        finally:
+            bar.close()
+            self.writer.close()
+        elapsed = time.time() - t0
+        return {"steps": self.step - start_step, "seconds": elapsed,
+                "steps_per_s": (self.step - start_step) / max(elapsed, 1e-9)}
