@@ -16,7 +16,33 @@ VERSION = re.search(r'__version__ = "([^"]+)"', (ROOT / "condgan" / "__init__.py
 
 def extensions():
     """Return (ext_modules, cmdclass) for condgan._C; empty when torch is absent."""
-    return [], {}
+    # torch is not a build requirement (see pyproject.toml): without it at
+    # build time, condgan.ops compiles the extension just in time instead.
+    try:
+        import torch  # noqa: F401
+        from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
+    except ImportError:
+        return [], {}
+    import importlib.util
+    import os
+
+    # Sources and flags are shared with the just-in-time build.
+    spec = importlib.util.spec_from_file_location("_condgan_build_flags", ROOT / "condgan" / "ops" / "_build_flags.py")
+    flags = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(flags)
+
+    with_cuda = bool(os.environ.get("CUDA_HOME")) or os.environ.get("FORCE_CUDA") == "1"
+    csrc = ROOT / "csrc"
+    sources = [str(p.relative_to(ROOT)) for p in flags.sources(csrc, with_cuda)]
+    cxx = flags.cpu_flags(flags.cpu_capability())
+    kwargs = dict(
+        name="condgan._C",
+        sources=sources,
+        define_macros=[("CONDGAN_PYTHON_MODULE", None)],
+        extra_compile_args={"cxx": cxx, "nvcc": flags.cuda_flags()} if with_cuda else {"cxx": cxx},
+    )
+    extension = CUDAExtension(**kwargs) if with_cuda else CppExtension(**kwargs)
+    return [extension], {"build_ext": BuildExtension}
 
 
 ext_modules, cmdclass = extensions()

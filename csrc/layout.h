@@ -43,9 +43,11 @@ inline ChannelLayout channel_layout(const at::Tensor& t, int64_t dim) {
 }
 
 inline int64_t check_bias_args(const at::Tensor& x, const c10::optional<at::Tensor>& bias, int64_t dim) {
+  // Without a bias, `dim` is unused (as in the reference) and not checked.
+  if (!bias.has_value() || !bias->defined()) return 0;
   TORCH_CHECK(x.dim() >= 1, "bias_leaky_relu: x must have at least one dimension");
   const int64_t d = at::maybe_wrap_dim(dim, x.dim());
-  if (bias.has_value() && bias->defined()) {
+  {
     TORCH_CHECK(bias->dim() == 1 && bias->size(0) == x.size(d),
                 "bias_leaky_relu: bias must have shape [", x.size(d), "], got ", bias->sizes());
     TORCH_CHECK(bias->scalar_type() == x.scalar_type(), "bias_leaky_relu: bias dtype must match x");
@@ -65,6 +67,8 @@ inline void check_upsample_input(const at::Tensor& x, const char* name) {
   TORCH_CHECK(x.dim() == 4, name, ": expected a 4-D (N, C, H, W) tensor, got ", x.dim(), "-D");
 }
 
+// channels_last only when unambiguous: a tensor that is also contiguous
+// (e.g. 1x1 spatial) is walked as NCHW.
 inline bool is_channels_last(const at::Tensor& t) {
   return t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast);
 }

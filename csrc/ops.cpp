@@ -4,6 +4,8 @@
 #include <torch/library.h>
 
 TORCH_LIBRARY(condgan, m) {
+  // Fake-tensor and autograd rules live in this Python module.
+  m.set_python_module("condgan.ops._registration");
   // y = gain * leaky_relu(x + bias), bias broadcast along `dim`.
   m.def("bias_leaky_relu(Tensor x, Tensor? bias, float negative_slope, float gain, int dim) -> Tensor");
   // Gradient from the saved output y alone (x is never re-read). Returns

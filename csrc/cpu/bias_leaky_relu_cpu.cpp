@@ -185,7 +185,7 @@ std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward_cpu(
     const at::Tensor& grad_y, const at::Tensor& y_in, double slope, double gain, int64_t dim, bool bias_grad) {
   TORCH_CHECK(grad_y.sizes() == y_in.sizes(), "bias_leaky_relu_backward: grad and y shapes differ");
   TORCH_CHECK(grad_y.scalar_type() == y_in.scalar_type(), "bias_leaky_relu_backward: grad and y dtypes differ");
-  const int64_t d = at::maybe_wrap_dim(dim, y_in.dim());
+  const int64_t d = bias_grad ? at::maybe_wrap_dim(dim, y_in.dim()) : 0;
   const at::Tensor y = dense(y_in);
   const at::Tensor g = like_layout(grad_y, y);
   at::Tensor dx = at::empty_like(y);
