@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from .. import losses
 from ..config import TrainConfig, opt
@@ -23,6 +23,8 @@ class CGANConfig(TrainConfig):
     embed_dim: int = opt(32, "size of the generator's label embedding")
     g_width: int = opt(32, "generator channels at full resolution (doubling per halving)")
     d_width: int = opt(32, "discriminator channels at full resolution (doubling per halving)")
+    g_cond: str = opt("cbn", "how the generator sees the label: class-conditional BatchNorm in every block, "
+                      "or only concatenated to z", choices=["cbn", "input"])
     d_cond: str = opt("projection", "how the discriminator sees the label", choices=["projection", "concat"])
     spectral_norm: bool = opt(False, "spectral normalisation in the discriminator")
     loss: str = opt("hinge", "adversarial loss", choices=list(losses.KINDS))
@@ -46,15 +48,36 @@ class CGANConfig(TrainConfig):
                 raise CondganError(f"--{name.replace('_', '-')} must be positive")
 
 
+def ema_with_warmup(decay: float):
+    """EMA update whose decay ramps up as min(decay, (1 + n) / (10 + n)) over the n updates so far.
+
+    A fixed 0.999 would keep the EMA close to the random initial weights for the
+    first few thousand steps, so short runs would sample from noise.
+    """
+
+    @torch.no_grad()
+    def update(averaged: list, current: list, num_averaged) -> None:
+        n = float(num_averaged)
+        d = min(decay, (1.0 + n) / (10.0 + n))
+        floats = [(a, c) for a, c in zip(averaged, current) if a.is_floating_point()]
+        if floats:
+            torch._foreach_lerp_([a for a, _ in floats], [c for _, c in floats], 1.0 - d)
+        for a, c in zip(averaged, current):  # integer buffers (BatchNorm's step counter) are copied
+            if not a.is_floating_point():
+                a.copy_(c)
+
+    return update
+
+
 class CGAN(GANModel):
     def __init__(self, cfg: CGANConfig, info):
         super().__init__(cfg, info)
         c = cfg
         self.G = Generator(c.latent_dim, info.num_classes, info.channels, info.height, info.width,
-                           base_width=c.g_width, embed_dim=c.embed_dim)
+                           base_width=c.g_width, embed_dim=c.embed_dim, cond=c.g_cond)
         self.D = Discriminator(info.num_classes, info.channels, info.height, info.width, base_width=c.d_width,
                                cond=c.d_cond, spectral_norm=c.spectral_norm)
-        self.ema = (AveragedModel(self.G, multi_avg_fn=get_ema_multi_avg_fn(c.ema_decay), use_buffers=True)
+        self.ema = (AveragedModel(self.G, multi_avg_fn=ema_with_warmup(c.ema_decay), use_buffers=True)
                     if c.ema_decay > 0 else None)
         if self.ema is not None:
             self.ema.requires_grad_(False)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import BiasLeakyReLU, Upsample2x, conv, init_weights, maybe_sn
+from .layers import BiasLeakyReLU, ConditionalBatchNorm2d, Upsample2x, conv, init_weights, maybe_sn
 
 
 def resolution_plan(height: int, width: int, min_base: int = 4, max_levels: int = 6):
@@ -29,12 +29,34 @@ def level_channels(base_width: int, levels: int, max_channels: int) -> list[int]
     return [min(base_width * 2 ** (levels - i), max_channels) for i in range(levels + 1)]
 
 
+class _GBlock(nn.Module):
+    """Upsample 2x, 3x3 conv, (class-conditional) BatchNorm, bias + leaky ReLU."""
+
+    def __init__(self, cin: int, cout: int, num_classes: int, conditional: bool):
+        super().__init__()
+        self.up = Upsample2x("nearest")
+        self.conv = conv(cin, cout, 3)
+        self.norm = ConditionalBatchNorm2d(cout, num_classes) if conditional else nn.BatchNorm2d(cout, affine=False)
+        self.act = BiasLeakyReLU(cout)
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        h = self.conv(self.up(x))
+        h = self.norm(h, label) if isinstance(self.norm, ConditionalBatchNorm2d) else self.norm(h)
+        return self.act(h)
+
+
 class Generator(nn.Module):
-    """(z, label) -> image in [-1, 1] of shape (channels, height, width)."""
+    """(z, label) -> image in [-1, 1] of shape (channels, height, width).
+
+    The label enters as a learned embedding concatenated to z and, with
+    cond="cbn" (default), also through class-conditional BatchNorm in every block.
+    """
 
     def __init__(self, latent_dim: int, num_classes: int, channels: int, height: int, width: int,
-                 base_width: int = 32, embed_dim: int = 32, max_channels: int = 512):
+                 base_width: int = 32, embed_dim: int = 32, max_channels: int = 512, cond: str = "cbn"):
         super().__init__()
+        if cond not in ("cbn", "input"):
+            raise ValueError(f"cond must be 'cbn' or 'input', got {cond!r}")
         bh, bw, levels = resolution_plan(height, width)
         chans = level_channels(base_width, levels, max_channels)
         self.latent_dim, self.num_classes = latent_dim, num_classes
@@ -43,17 +65,16 @@ class Generator(nn.Module):
         self.fc = nn.Linear(latent_dim + embed_dim, chans[0] * bh * bw, bias=False)
         self.fc_norm = nn.BatchNorm2d(chans[0], affine=False)
         self.fc_act = BiasLeakyReLU(chans[0])
-        blocks = []
-        for cin, cout in zip(chans[:-1], chans[1:]):
-            blocks += [Upsample2x("nearest"), conv(cin, cout, 3), nn.BatchNorm2d(cout, affine=False),
-                       BiasLeakyReLU(cout)]
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = nn.ModuleList(_GBlock(cin, cout, num_classes, cond == "cbn")
+                                    for cin, cout in zip(chans[:-1], chans[1:]))
         self.to_image = conv(chans[-1], channels, 3, bias=True)
         init_weights(self)
 
     def forward(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         h = self.fc(torch.cat([z, self.embed(label)], dim=1)).view(-1, *self.base_shape)
-        h = self.blocks(self.fc_act(self.fc_norm(h)))
+        h = self.fc_act(self.fc_norm(h))
+        for block in self.blocks:
+            h = block(h, label)
         return torch.tanh(self.to_image(h))
 
 

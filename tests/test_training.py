@@ -1,0 +1,120 @@
+"""Checkpoints, exact resume, divergence handling and atomic writes."""
+import math
+
+import pytest
+import torch
+
+from condgan import checkpoint as ckpt_io
+from condgan.errors import CheckpointError
+from condgan.train import main
+
+
+def _train(args, out, *extra):
+    assert main([*args, "--out", str(out), *extra]) == 0
+
+
+def _state(run):
+    return ckpt_io.load(run)
+
+
+def test_run_directory_contents(tiny_args, tmp_path):
+    run = tmp_path / "run"
+    _train(tiny_args, run, "--max-steps", "3")
+    assert (run / "config.json").is_file()
+    assert (run / "checkpoints" / "last.pt").is_file()
+    assert list((run / "samples").glob("*.png"))
+    assert list(run.glob("events.out.tfevents.*"))
+    ck = _state(run)
+    assert ck["step"] == 3 and ck["config"]["max_steps"] == 3
+    assert {"model", "optimizers", "schedulers", "scalers", "rng", "data_info"} <= set(ck)
+    assert any(k.startswith("ema.") for k in ck["model"])
+
+
+def test_sample_grid_has_one_row_per_class(tiny_args, digit_folder, tmp_path):
+    from PIL import Image
+    run = tmp_path / "run"
+    _train(tiny_args, run, "--data", str(digit_folder), "--epochs", "1")
+    grid = Image.open(sorted((run / "samples").glob("*.png"))[-1])
+    # make_grid: padding 2, 2 columns (--samples-per-class 2), 3 classes -> 3 rows of 28 px
+    assert grid.size == (2 * 28 + 3 * 2, 3 * 28 + 4 * 2)
+
+
+@pytest.mark.parametrize("extra", [[], ["--loss", "wgan-gp", "--d-steps", "2"]])
+def test_resume_continues_exactly(tiny_args, digit_folder, tmp_path, extra):
+    # 36 images, batch 8 -> 4 batches per epoch: 7 steps end mid-epoch, 14 cross several epochs
+    args = [*tiny_args, "--data", str(digit_folder), "--epochs", "20", "--ckpt-every", "0", *extra]
+    n = 7 if not extra else 3
+    _train(args, tmp_path / "full", "--max-steps", str(2 * n))
+    _train(args, tmp_path / "half", "--max-steps", str(n))
+    assert main(["--resume", str(tmp_path / "half"), "--max-steps", str(2 * n)]) == 0
+    a, b = _state(tmp_path / "full"), _state(tmp_path / "half")
+    assert a["step"] == b["step"] == 2 * n
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for phase in ("D", "G"):
+        sa, sb = a["optimizers"][phase]["state"], b["optimizers"][phase]["state"]
+        assert all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
+
+
+def test_resume_refuses_architecture_changes(tiny_args, tmp_path, capsys):
+    run = tmp_path / "run"
+    _train(tiny_args, run, "--max-steps", "1")
+    with pytest.raises(SystemExit) as e:
+        main(["--resume", str(run), "--g-width", "16"])
+    assert e.value.code == 2 and "--g-width cannot change when resuming" in capsys.readouterr().err
+
+
+def test_existing_run_directory_is_not_overwritten(tiny_args, tmp_path, capsys):
+    run = tmp_path / "run"
+    _train(tiny_args, run, "--max-steps", "1")
+    with pytest.raises(SystemExit):
+        main([*tiny_args, "--out", str(run), "--max-steps", "1"])
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_args, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    _train(tiny_args, run, "--max-steps", "2")
+    before = (run / "checkpoints" / "last.pt").read_bytes()
+    from condgan.models.cgan import CGAN
+    real_step = CGAN.step
+
+    def poisoned(self, phase, batch):
+        out = real_step(self, phase, batch)
+        if phase == "G":
+            out["g_loss"] = out["g_loss"] * math.nan
+        return out
+
+    monkeypatch.setattr(CGAN, "step", poisoned)
+    with pytest.raises(SystemExit) as e:
+        main(["--resume", str(run), "--max-steps", "6", "--ckpt-every", "1"])
+    err = capsys.readouterr().err
+    assert e.value.code == 3
+    assert "g_loss became NaN or infinite" in err and "intact" in err
+    assert (run / "checkpoints" / "last.pt").read_bytes() == before
+
+
+def test_atomic_save_failure_keeps_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "ck.pt"
+    ckpt_io.atomic_save({"x": torch.ones(3)}, path)
+
+    def disk_full(obj, f, *a, **k):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(CheckpointError, match="previous checkpoint is intact"):
+        ckpt_io.atomic_save({"x": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(path, weights_only=True)["x"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]  # no temp file left behind
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        ckpt_io.load(bad)
+    with pytest.raises(CheckpointError, match="has no checkpoint"):
+        ckpt_io.load(tmp_path)
