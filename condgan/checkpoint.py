@@ -6,6 +6,7 @@ scalers, counters, RNG states, the resolved config and the data description.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import tempfile
@@ -19,26 +20,42 @@ from .errors import CheckpointError
 LAST = "last.pt"
 
 
-def atomic_save(obj, path: str | Path) -> None:
-    """torch.save to a temp file in the same folder, fsync, then rename over `path`.
+@contextlib.contextmanager
+def atomic_write(path: str | Path):
+    """Yield a binary file object; on success it replaces `path` in one rename (after fsync).
 
-    A crash or a full disk mid-write leaves the previous file untouched.
+    A crash, an exception or a full disk mid-write leaves the previous file
+    untouched and no partial file behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException as e:
+    except BaseException:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise CheckpointError(f"could not write checkpoint {path} ({e.strerror or e}); "
-                                  f"the previous checkpoint is intact") from None
         raise
+
+
+def save_image_atomic(images, path: str | Path, **kwargs) -> None:
+    """torchvision.utils.save_image as PNG, written atomically."""
+    from torchvision.utils import save_image
+    with atomic_write(path) as f:
+        save_image(images, f, format="png", **kwargs)
+
+
+def atomic_save(obj, path: str | Path) -> None:
+    """torch.save through atomic_write: a failed write keeps the previous checkpoint intact."""
+    try:
+        with atomic_write(path) as f:
+            torch.save(obj, f)
+    except OSError as e:
+        raise CheckpointError(f"could not write checkpoint {path} ({e.strerror or e}); "
+                              f"the previous checkpoint is intact") from None
 
 
 def rng_state() -> dict:

@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import torch
 
 from . import models
 from .config import _Parser
+from .checkpoint import save_image_atomic
 from .errors import CondganError, cli_entry
 from .trainer import pick_device
 
@@ -62,10 +62,8 @@ def main(argv=None):
         nrow = args.nrow or max(1, round(args.n ** 0.5))
     torch.manual_seed(args.seed)
     images = torch.cat([model.generate(chunk.to(device)).cpu() for chunk in labels.split(1024)])
-    from torchvision.utils import save_image
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_image(images, out, nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1)
+    save_image_atomic(images, out, nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1)
     print(f"wrote {out} ({len(images)} images {info.channels}x{info.height}x{info.width})")
     return 0
 

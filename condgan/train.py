@@ -81,9 +81,8 @@ def _run_dir(cfg, resume_arg: str | None) -> Path:
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    with ckpt_io.atomic_write(path) as f:
+        f.write((json.dumps(obj, indent=2) + "\n").encode())
 
 
 def seed_everything(seed: int) -> None:

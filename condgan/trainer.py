@@ -179,12 +179,11 @@ class Trainer:
         bar.set_postfix({"ep": self.epoch + 1, **{k: f"{v:.3f}" for k, v in means.items()}}, refresh=False)
 
     def _samples(self) -> None:
-        from torchvision.utils import make_grid, save_image
+        from torchvision.utils import make_grid
         images, nrow = self.model.sample_grid()
         grid = make_grid(images.float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1)
         path = self.run_dir / "samples" / f"epoch_{self.epoch + 1:04d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_image(grid, path)
+        ckpt_io.save_image_atomic(grid, path)
         self.writer.add_image("samples", grid, self.step)
 
     def fit(self, resume: dict | None = None) -> dict:

@@ -118,3 +118,21 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
         ckpt_io.load(bad)
     with pytest.raises(CheckpointError, match="has no checkpoint"):
         ckpt_io.load(tmp_path)
+
+
+def test_image_write_failure_leaves_no_partial_file(tmp_path, monkeypatch):
+    import torchvision.utils
+
+    path = tmp_path / "grid.png"
+    ckpt_io.save_image_atomic(torch.zeros(1, 1, 4, 4), path)
+    before = path.read_bytes()
+
+    def broken(images, f, **kw):
+        f.write(b"\x89PNG partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torchvision.utils, "save_image", broken)
+    with pytest.raises(OSError):
+        ckpt_io.save_image_atomic(torch.ones(1, 1, 4, 4), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["grid.png"]

@@ -2,7 +2,6 @@
 fallback when the extension is missing, and what ONNX export traces."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
 MODES = ("nearest", "bilinear")

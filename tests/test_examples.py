@@ -1,0 +1,31 @@
+"""The examples run as a user would run them (a few steps only)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_digits_on_request_writes_one_image_per_digit(tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(ROOT / "examples" / "digits_on_request.py"), "3", "1", "4",
+           "--steps", "3", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for i, d in enumerate([3, 1, 4]):
+        assert Image.open(out / f"digit_{i}_{d}.png").size == (28, 28)
+    assert Image.open(out / "strip.png").size == (3 * 28, 28)
+    # a second call continues the same run instead of refusing it
+    proc = subprocess.run(cmd[:-4] + ["--steps", "5", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert torch.load(out / "run" / "checkpoints" / "last.pt", weights_only=True)["step"] == 5
+
+
+def test_digits_on_request_rejects_non_digits(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "digits_on_request.py"), "12",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "between 0 and 9" in proc.stderr
