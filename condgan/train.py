@@ -90,7 +90,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run(cfg, resume: dict | None = None, run_dir: Path | None = None) -> dict:
+def run(cfg, resume: dict | None = None, run_dir: Path | None = None, show_config: bool = False) -> dict:
     """Train per `cfg` (optionally continuing `resume`); returns a summary dict."""
     run_dir = Path(run_dir) if run_dir else _run_dir(cfg, None)
     device = pick_device(cfg.device)
@@ -102,6 +102,8 @@ def run(cfg, resume: dict | None = None, run_dir: Path | None = None) -> dict:
             raise CondganError(f"the data no longer matches the run: it was {saved.channels}x{saved.height}x"
                                f"{saved.width} with {saved.num_classes} classes, now {info.channels}x"
                                f"{info.height}x{info.width} with {info.num_classes}")
+    if show_config:  # once the data is known to load, so a bad --data gives just its error
+        print_config(cfg)
     seed_everything(cfg.seed)
     model = models.build(cfg, info)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -122,8 +124,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     cfg, resume = parse_config(argv)
     run_dir = _run_dir(cfg, _pre_parse(argv).resume)
-    print_config(cfg)
-    s = run(cfg, resume, run_dir)
+    s = run(cfg, resume, run_dir, show_config=True)
     print(f"done: {s['steps']} steps in {s['seconds']:.0f} s ({s['steps_per_s']:.2f} steps/s); "
           f"samples in {run_dir / 'samples'}, checkpoint {run_dir / 'checkpoints' / ckpt_io.LAST}")
     return 0

@@ -177,6 +177,7 @@ class Trainer:
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"step": self.step, "epoch": self.epoch + 1, **means}) + "\n")
         bar.set_postfix({"ep": self.epoch + 1, **{k: f"{v:.3f}" for k, v in means.items()}}, refresh=False)
+        self._last_means = means
 
     def _samples(self) -> None:
         from torchvision.utils import make_grid
@@ -230,6 +231,12 @@ class Trainer:
                 if (epoch_done and (self.epoch + 1) % self.cfg.sample_every == 0) or last:
                     self._samples()
                 self.save()
+                if not self.cfg.progress:  # without a bar (logs, CI), one line per epoch
+                    took = time.time() - t0
+                    rate = (self.step - start_step) / max(took, 1e-9)
+                    losses_txt = "  ".join(f"{k} {v:.3f}" for k, v in getattr(self, "_last_means", {}).items())
+                    print(f"epoch {self.epoch + 1}/{self.cfg.epochs}  step {self.step}/{self.total_steps}  "
+                          f"{losses_txt}  ({took:.0f} s, {rate:.2f} steps/s)", flush=True)
                 if epoch_done:
                     self.epoch, self.batch_in_epoch = self.epoch + 1, 0
         finally:

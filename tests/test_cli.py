@@ -107,3 +107,51 @@ def test_evaluate_reports_accuracy_and_fid(tiny_args, digit_folder, tmp_path, mo
     res = json.loads(out_json.read_text())
     assert 0 <= res["conditional_accuracy"] <= 1 and res["n"] == 6  # every tenth of 12 per class, 3 classes
     assert res["fid_classifier"] >= 0 and res["fid_classifier_real_floor"] >= 0
+
+
+def _idx_gz(path, array, magic):
+    import gzip
+    import struct
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.tobytes())
+
+
+@pytest.fixture
+def mnist_server(tmp_path):
+    """A local HTTP server on 127.0.0.1 serving a tiny MNIST in the official file format."""
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    files = tmp_path / "served"
+    files.mkdir()
+    for prefix, n in (("train", 40), ("t10k", 20)):
+        _idx_gz(files / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), 0x803)
+        _idx_gz(files / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8), 0x801)
+    resources = [(p.name, hashlib.md5(p.read_bytes()).hexdigest()) for p in sorted(files.iterdir())]
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(files))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", resources
+    server.shutdown()
+    server.server_close()
+
+
+def test_mnist_downloads_into_the_cache_then_trains(tiny_args, tmp_path, mnist_server, monkeypatch):
+    mirror, resources = mnist_server
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", [mirror])
+    monkeypatch.setattr(torchvision.datasets.MNIST, "resources", resources)
+    root = tmp_path / "cache"
+    assert train([*tiny_args, "--data", "mnist", "--out", str(tmp_path / "r"), "--data-root", str(root),
+                  "--max-steps", "1"]) == 0
+    assert (root / "MNIST" / "raw" / "train-images-idx3-ubyte").exists()
+    # the second run finds the cache and needs no server
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    assert train([*tiny_args, "--data", "mnist", "--out", str(tmp_path / "r2"), "--data-root", str(root),
+                  "--max-steps", "1"]) == 0

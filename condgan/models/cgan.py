@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
 from .. import losses
@@ -28,6 +29,8 @@ class CGANConfig(TrainConfig):
     d_cond: str = opt("projection", "how the discriminator sees the label", choices=["projection", "concat"])
     spectral_norm: bool = opt(False, "spectral normalisation in the discriminator")
     loss: str = opt("hinge", "adversarial loss", choices=list(losses.KINDS))
+    aux_weight: float = opt(0.0, "weight of an auxiliary classification loss (AC-GAN head on D, trained on "
+                            "real images; G is rewarded when D classifies its images as the requested label; 0: off)")
     gp_weight: float = opt(10.0, "gradient-penalty weight for --loss wgan-gp")
     label_smoothing: float = opt(0.0, "one-sided label smoothing: real target 1 - this (ns, lsgan)")
     d_steps: int = opt(1, "discriminator steps per generator step")
@@ -41,6 +44,8 @@ class CGANConfig(TrainConfig):
             raise CondganError("--d-steps must be at least 1")
         if not 0 <= self.ema_decay < 1:
             raise CondganError("--ema-decay must be in [0, 1)")
+        if self.aux_weight < 0:
+            raise CondganError("--aux-weight must be zero or positive")
         if not 0 <= self.label_smoothing < 0.5:
             raise CondganError("--label-smoothing must be in [0, 0.5)")
         for name in ("latent_dim", "embed_dim", "g_width", "d_width", "samples_per_class"):
@@ -76,7 +81,7 @@ class CGAN(GANModel):
         self.G = Generator(c.latent_dim, info.num_classes, info.channels, info.height, info.width,
                            base_width=c.g_width, embed_dim=c.embed_dim, cond=c.g_cond)
         self.D = Discriminator(info.num_classes, info.channels, info.height, info.width, base_width=c.d_width,
-                               cond=c.d_cond, spectral_norm=c.spectral_norm)
+                               cond=c.d_cond, spectral_norm=c.spectral_norm, aux_classifier=c.aux_weight > 0)
         self.ema = (AveragedModel(self.G, multi_avg_fn=ema_with_warmup(c.ema_decay), use_buffers=True)
                     if c.ema_decay > 0 else None)
         if self.ema is not None:
@@ -107,9 +112,16 @@ class CGAN(GANModel):
                 self._fake = self._generate(batch)
             self.set_requires_grad(self.D, True)
             fake = self._fake.detach()
-            d_real, d_fake = self.D(real, y), self.D(fake, y)
+            aux = c.aux_weight > 0
+            d_real, d_fake = self.D(real, y, with_classes=aux), self.D(fake, y)
+            if aux:
+                d_real, cls_real = d_real
             loss = losses.d_loss(c.loss, d_real, d_fake, real_target=1.0 - c.label_smoothing)
             out = {"d_loss": loss.detach()}
+            if aux:  # the head learns classes from real images only, so G cannot teach it shortcuts
+                cls = F.cross_entropy(cls_real.float(), y)
+                loss = loss + c.aux_weight * cls
+                out["d_cls"] = cls.detach()
             if c.loss == "wgan-gp":
                 gp = losses.gradient_penalty(self.D, real, fake, y)
                 loss = loss + c.gp_weight * gp
@@ -120,6 +132,10 @@ class CGAN(GANModel):
             fake = self._fake if self._fake is not None and self._fake.requires_grad else self._generate(batch)
             self._fake = None
             self.set_requires_grad(self.D, False)  # no weight gradients for D in the G phase
+            if c.aux_weight > 0:
+                d_fake, cls_fake = self.D(fake, y, with_classes=True)
+                adv, cls = losses.g_loss(c.loss, d_fake), F.cross_entropy(cls_fake.float(), y)
+                return {"loss": adv + c.aux_weight * cls, "g_loss": adv.detach(), "g_cls": cls.detach()}
             loss = losses.g_loss(c.loss, self.D(fake, y))
             return {"loss": loss, "g_loss": loss.detach()}
         raise ValueError(f"unknown phase {phase!r}")

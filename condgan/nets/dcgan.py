@@ -82,7 +82,8 @@ class Discriminator(nn.Module):
     """(image, label) -> one realness logit per image."""
 
     def __init__(self, num_classes: int, channels: int, height: int, width: int, base_width: int = 32,
-                 cond: str = "projection", spectral_norm: bool = False, max_channels: int = 512):
+                 cond: str = "projection", spectral_norm: bool = False, max_channels: int = 512,
+                 aux_classifier: bool = False):
         super().__init__()
         if cond not in ("projection", "concat"):
             raise ValueError(f"cond must be 'projection' or 'concat', got {cond!r}")
@@ -97,9 +98,12 @@ class Discriminator(nn.Module):
         self.body = nn.Sequential(*layers)
         self.linear = maybe_sn(nn.Linear(chans[-1], 1), spectral_norm)
         self.embed = maybe_sn(nn.Embedding(num_classes, chans[-1]), spectral_norm) if cond == "projection" else None
+        # AC-GAN style head (Odena et al. 2017): class logits from the same features
+        self.classify = nn.Linear(chans[-1], num_classes) if aux_classifier else None
         init_weights(self)
 
-    def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, label: torch.Tensor, with_classes: bool = False):
+        """Realness logits; with `with_classes`, also the auxiliary head's class logits."""
         if self.cond == "concat":
             maps = F.one_hot(label, self.num_classes).to(x.dtype)[:, :, None, None]
             x = torch.cat([x, maps.expand(-1, -1, *x.shape[-2:])], dim=1)
@@ -107,4 +111,8 @@ class Discriminator(nn.Module):
         out = self.linear(h).squeeze(1)
         if self.embed is not None:
             out = out + (self.embed(label) * h).sum(dim=1)
+        if with_classes:
+            if self.classify is None:
+                raise ValueError("this discriminator was built without aux_classifier")
+            return out, self.classify(h)
         return out
