@@ -41,6 +41,8 @@ class TrainConfig:
     device: str = opt("auto", "auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps", resumable=True)
     amp: str = opt("auto", "mixed precision on CUDA: auto picks bf16 where supported, else fp16",
                    choices=["auto", "off", "bf16", "fp16"], resumable=True)
+    channels_last: bool = opt(True, "channels-last memory layout for images and conv weights (faster "
+                              "convolutions on CPU and recent GPUs)", resumable=True)
     workers: int = opt(-1, "data-loading worker processes (-1: automatic)", resumable=True)
     data_root: str = opt("", "where downloaded datasets are cached (default: ~/.cache/condgan/data)",
                          resumable=True)

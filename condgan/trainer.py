@@ -78,6 +78,8 @@ class Trainer:
         self.cfg, self.model, self.dataset, self.info = cfg, model, dataset, info
         self.run_dir, self.device = Path(run_dir), device
         self.model.to(device)
+        self.layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.layout)
         self.opts = model.optimizers()
         self.amp = amp_dtype(cfg.amp, device)
         use_scaler = self.amp == torch.float16
@@ -144,7 +146,12 @@ class Trainer:
                           persistent_workers=False)
 
     def _to_device(self, batch: dict) -> dict:
-        return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        def move(v):
+            if not torch.is_tensor(v):
+                return v
+            v = v.to(self.device, non_blocking=True)
+            return v.contiguous(memory_format=self.layout) if v.ndim == 4 else v
+        return {k: move(v) for k, v in batch.items()}
 
     def _run_phase(self, phase: str, batch: dict) -> dict:
         opt, scaler = self.opts[phase], self.scalers[phase]

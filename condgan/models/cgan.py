@@ -15,9 +15,9 @@ from .base import GANModel
 
 @dataclass
 class CGANConfig(TrainConfig):
-    epochs: int = opt(12, "passes over the training data", resumable=True)
+    epochs: int = opt(5, "passes over the training data", resumable=True)
     batch_size: int = opt(64, "images per batch")
-    lr: float = opt(2e-4, "learning rate of both optimizers")
+    lr: float = opt(6e-4, "learning rate of both optimizers")
     beta1: float = opt(0.0, "Adam beta1")
     beta2: float = opt(0.99, "Adam beta2")
     latent_dim: int = opt(64, "size of the noise vector z")
@@ -29,7 +29,7 @@ class CGANConfig(TrainConfig):
     d_cond: str = opt("projection", "how the discriminator sees the label", choices=["projection", "concat"])
     spectral_norm: bool = opt(False, "spectral normalisation in the discriminator")
     loss: str = opt("hinge", "adversarial loss", choices=list(losses.KINDS))
-    aux_weight: float = opt(0.0, "weight of an auxiliary classification loss (AC-GAN head on D, trained on "
+    aux_weight: float = opt(1.0, "weight of an auxiliary classification loss (AC-GAN head on D, trained on "
                             "real images; G is rewarded when D classifies its images as the requested label; 0: off)")
     gp_weight: float = opt(10.0, "gradient-penalty weight for --loss wgan-gp")
     label_smoothing: float = opt(0.0, "one-sided label smoothing: real target 1 - this (ns, lsgan)")
