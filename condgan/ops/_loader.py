@@ -125,8 +125,23 @@ def _load_jit() -> str:
     return origin
 
 
+def _import_cpp_extension():
+    """torch.utils.cpp_extension, without its import-time warning about a missing CUDA runtime on CPU machines."""
+    import logging
+
+    log = logging.getLogger("torch.utils.cpp_extension")
+    level = log.level
+    if not torch.cuda.is_available():
+        log.setLevel(logging.ERROR)
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        log.setLevel(level)
+    return cpp_extension
+
+
 def _compile(build_dir: Path, capability: str, with_cuda: bool) -> None:
-    from torch.utils import cpp_extension
+    cpp_extension = _import_cpp_extension()
 
     # We hold the directory lock, so torch's own lock file here can only be
     # left over from a killed build; removing it keeps torch from waiting on it.
