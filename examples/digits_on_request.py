@@ -5,7 +5,7 @@
     python examples/digits_on_request.py 3 1 4 --run runs/cgan-digits-...   # reuse a trained run
 
 Uses the embedded digits (no network). A few hundred steps give recognisable
-but rough digits in about two minutes on 2 CPU cores; the default job
+but rough digits in about three minutes on 2 CPU cores; the default job
 (`python -m condgan.train`) trains to full quality.
 """
 from __future__ import annotations
