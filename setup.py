@@ -40,6 +40,7 @@ def extensions():
         sources=sources,
         define_macros=[("CONDGAN_PYTHON_MODULE", None)],
         extra_compile_args={"cxx": cxx, "nvcc": flags.cuda_flags()} if with_cuda else {"cxx": cxx},
+        extra_link_args=flags.link_flags(),
     )
     extension = CUDAExtension(**kwargs) if with_cuda else CppExtension(**kwargs)
     return [extension], {"build_ext": BuildExtension}

@@ -33,10 +33,26 @@ def cpu_capability() -> str:
     return "avx2" if x86 and detected in ("AVX2", "AVX512") else "default"
 
 
+def openmp_flags() -> list[str]:
+    """at::parallel_for runs on torch's OpenMP pool only in code compiled with OpenMP.
+
+    Without -fopenmp its `#pragma omp parallel` is ignored and every kernel runs
+    on one thread. On Linux, linking with -fopenmp records libgomp.so.1, the
+    runtime torch has already loaded, so both share one thread pool. Elsewhere
+    (macOS clang has no -fopenmp) the kernels stay single-threaded.
+    """
+    return ["-fopenmp"] if platform.system() == "Linux" else []
+
+
 def cpu_flags(capability: str) -> list[str]:
     if capability == "avx2":
-        return ["-O3", "-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
-    return ["-O3", "-DCPU_CAPABILITY=DEFAULT"]
+        return ["-O3", "-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2",
+                *openmp_flags()]
+    return ["-O3", "-DCPU_CAPABILITY=DEFAULT", *openmp_flags()]
+
+
+def link_flags() -> list[str]:
+    return openmp_flags()
 
 
 def cuda_flags() -> list[str]:

@@ -95,7 +95,8 @@ def _want_cuda() -> bool:
 def build_key(capability: str, with_cuda: bool) -> str:
     h = hashlib.sha256()
     h.update(f"{torch.__version__}|{sys.version_info[:2]}|{capability}|{with_cuda}|".encode())
-    h.update(repr((_build_flags.cpu_flags(capability), _build_flags.cuda_flags())).encode())
+    h.update(repr((_build_flags.cpu_flags(capability), _build_flags.cuda_flags(),
+                   _build_flags.link_flags())).encode())
     for path in _build_flags.all_inputs(CSRC):
         h.update(path.relative_to(CSRC).as_posix().encode())
         h.update(path.read_bytes())
@@ -152,6 +153,7 @@ def _compile(build_dir: Path, capability: str, with_cuda: bool) -> None:
         name=LIB_NAME,
         sources=[str(p) for p in _build_flags.sources(CSRC, with_cuda)],
         extra_cflags=_build_flags.cpu_flags(capability),
+        extra_ldflags=_build_flags.link_flags(),
         extra_cuda_cflags=_build_flags.cuda_flags(),
         build_directory=str(build_dir),
         with_cuda=with_cuda,
