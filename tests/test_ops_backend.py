@@ -171,3 +171,23 @@ def test_build_lock_breaks_old_locks_and_times_out_on_live_ones(tmp_path):
     with BuildLock(path, stale_after=600, wait_limit=5):
         assert path.read_text().split()[0] == str(os.getpid())
     assert not path.exists()
+
+
+@needs_native
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the OpenMP build is Linux-only")
+def test_cpu_kernels_are_compiled_with_openmp():
+    # Without -fopenmp, at::parallel_for's pragma is ignored and every kernel runs on one
+    # thread; the compiled code then never calls into the OpenMP runtime.
+    import shutil
+
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("nm (binutils) is not installed")
+    ops.bias_leaky_relu(torch.randn(2, 3, 4, 4), torch.randn(3))
+    with open("/proc/self/maps") as maps:
+        libs = {line.split()[-1] for line in maps if "condgan_ext" in line or "condgan/_C" in line}
+    assert libs, "the compiled extension is not mapped into this process"
+    for lib in libs:
+        symbols = subprocess.run([nm, "-D", "--undefined-only", lib], capture_output=True, text=True,
+                                 check=True).stdout
+        assert "GOMP_parallel" in symbols, f"{lib} was built without OpenMP"
