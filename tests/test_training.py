@@ -136,3 +136,23 @@ def test_image_write_failure_leaves_no_partial_file(tmp_path, monkeypatch):
         ckpt_io.save_image_atomic(torch.ones(1, 1, 4, 4), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["grid.png"]
+
+
+def test_channels_last_layout_changes_speed_not_results(tiny_args, digit_folder, tmp_path):
+    args = [*tiny_args, "--data", str(digit_folder), "--max-steps", "4"]
+    _train(args, tmp_path / "cl")
+    _train(args, tmp_path / "plain", "--no-channels-last")
+    a, b = _state(tmp_path / "cl"), _state(tmp_path / "plain")
+    conv = "G.blocks.0.conv.weight"
+    assert a["model"][conv].is_contiguous(memory_format=torch.channels_last)
+    assert not b["model"][conv].is_contiguous(memory_format=torch.channels_last)
+    # same maths, only the summation order inside convolutions differs; compare the logged losses
+    # (Adam's first steps move each weight by about +-lr whatever the gradient's size, so weights
+    # whose gradient is near zero may step differently under rounding)
+    import json
+    logs = [[json.loads(line) for line in (tmp_path / r / "metrics.jsonl").read_text().splitlines()]
+            for r in ("cl", "plain")]
+    assert len(logs[0]) == len(logs[1]) == 4
+    for x, y in zip(*logs):
+        for k in x:
+            assert x[k] == pytest.approx(y[k], rel=1e-3, abs=1e-4), (x["step"], k)
