@@ -59,7 +59,7 @@ setup(
     package_data={"condgan": ["data/assets/*"]},
     include_package_data=True,
     install_requires=[
-        "torch>=2.4",
+        "torch>=2.4",  # fused Adam on CPU
         "torchvision>=0.19",
         "numpy>=1.24",
         "pillow>=9.0",
@@ -67,6 +67,7 @@ setup(
         "tensorboard>=2.14",
         "torchmetrics>=1.3",
         "ninja>=1.11",
+        "albumentations>=2.0",  # paired augmentation: one random draw applied to A and B alike
     ],
     extras_require={
         "dev": ["pytest>=7.4", "pytest-timeout>=2.2"],
@@ -78,6 +79,7 @@ setup(
             "condgan-train=condgan.train:main",
             "condgan-sample=condgan.sample:main",
             "condgan-evaluate=condgan.evaluate:main",
+            "condgan-translate=condgan.translate:main",
         ]
     },
 )

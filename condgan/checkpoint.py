@@ -18,6 +18,7 @@ from . import __version__
 from .errors import CheckpointError
 
 LAST = "last.pt"
+BEST = "best.pt"  # the checkpoint with the best validation metric (models that have one)
 
 
 @contextlib.contextmanager

@@ -36,7 +36,8 @@ class TrainConfig:
     beta1: float = opt(0.5, "Adam beta1")
     beta2: float = opt(0.999, "Adam beta2")
     lr_schedule: str = opt("constant", "learning-rate schedule", choices=["constant", "linear"])
-    decay_epochs: int = opt(0, "with --lr-schedule linear: final epochs over which the rate decays to 0")
+    decay_epochs: int = opt(0, "with --lr-schedule linear: final epochs over which the rate decays to 0 "
+                            "(-1: the second half of --epochs)")
     seed: int = opt(0, "random seed (same seed, same data order and weights on CPU)")
     device: str = opt("auto", "auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps", resumable=True)
     amp: str = opt("auto", "mixed precision on CUDA: auto picks bf16 where supported, else fp16",
@@ -60,11 +61,14 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise CondganError(f"--{flag_name(name)} must be positive, got {getattr(self, name)}")
-        for name in ["max_steps", "ckpt_every", "decay_epochs", "image_size"]:
+        for name in ["max_steps", "ckpt_every", "image_size"]:
             if getattr(self, name) < 0:
                 raise CondganError(f"--{flag_name(name)} must be zero or positive, got {getattr(self, name)}")
         if not 0 <= self.beta1 < 1 or not 0 <= self.beta2 < 1:
             raise CondganError("--beta1 and --beta2 must be in [0, 1)")
+        if self.decay_epochs < -1:
+            raise CondganError(f"--decay-epochs must be -1 (half of --epochs) or zero or positive, "
+                               f"got {self.decay_epochs}")
         if self.decay_epochs > self.epochs:
             raise CondganError(f"--decay-epochs ({self.decay_epochs}) cannot exceed --epochs ({self.epochs})")
         for f in dataclasses.fields(self):
@@ -72,6 +76,9 @@ class TrainConfig:
             if choices and getattr(self, f.name) not in choices:
                 raise CondganError(f"--{flag_name(f.name)} must be one of {', '.join(choices)}, "
                                    f"got {getattr(self, f.name)!r}")
+
+    def decay_epochs_resolved(self) -> int:
+        return self.epochs // 2 if self.decay_epochs == -1 else self.decay_epochs
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -94,7 +94,7 @@ def run(cfg, resume: dict | None = None, run_dir: Path | None = None, show_confi
     """Train per `cfg` (optionally continuing `resume`); returns a summary dict."""
     run_dir = Path(run_dir) if run_dir else _run_dir(cfg, None)
     device = pick_device(cfg.device)
-    dataset, info = data_lib.build(cfg.data, "train", cfg.data_root or None, cfg.image_size)
+    dataset, info = data_lib.for_config(cfg, "train")
     if resume is not None:
         saved = data_lib.DataInfo.from_dict(resume["data_info"])
         if (saved.channels, saved.height, saved.width, saved.num_classes) != \
@@ -104,14 +104,21 @@ def run(cfg, resume: dict | None = None, run_dir: Path | None = None, show_confi
                                f"{info.height}x{info.width} with {info.num_classes}")
     if show_config:  # once the data is known to load, so a bad --data gives just its error
         print_config(cfg)
+    val_dataset = None
+    if models.data_kind(cfg.model) == "paired":
+        val_dataset, _ = data_lib.for_config(cfg, "val")
     seed_everything(cfg.seed)
     model = models.build(cfg, info)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / "config.json", cfg.to_dict())
-    trainer = Trainer(cfg, model, dataset, info, run_dir, device)
+    trainer = Trainer(cfg, model, dataset, info, run_dir, device, val_dataset)
     n_params = {k: sum(p.numel() for p in getattr(model, k).parameters()) for k in ("G", "D") if hasattr(model, k)}
-    print(f"run directory: {run_dir}\ndata: {info.name}, {len(dataset)} images {info.channels}x{info.height}x"
-          f"{info.width}, {info.num_classes} classes\ndevice: {device}  parameters: "
+    if info.kind == "paired":
+        what = (f"{len(dataset)} training pairs ({len(val_dataset)} validation), {info.in_channels} -> "
+                f"{info.channels} channels, trained at {info.height}x{info.width}")
+    else:
+        what = f"{len(dataset)} images {info.channels}x{info.height}x{info.width}, {info.num_classes} classes"
+    print(f"run directory: {run_dir}\ndata: {info.name}, {what}\ndevice: {device}  parameters: "
           + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in n_params.items())
           + f"\nsteps: {trainer.total_steps} ({trainer.steps_per_epoch} per epoch)", flush=True)
     summary = trainer.fit(resume)

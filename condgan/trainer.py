@@ -74,8 +74,9 @@ def amp_dtype(setting: str, device: torch.device):
 
 
 class Trainer:
-    def __init__(self, cfg, model, dataset, info, run_dir: Path, device: torch.device):
+    def __init__(self, cfg, model, dataset, info, run_dir: Path, device: torch.device, val_dataset=None):
         self.cfg, self.model, self.dataset, self.info = cfg, model, dataset, info
+        self.val_dataset = val_dataset
         self.run_dir, self.device = Path(run_dir), device
         self.model.to(device)
         self.layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -94,14 +95,24 @@ class Trainer:
             self.total_steps = min(self.total_steps, cfg.max_steps)
         self.scheds = {p: torch.optim.lr_scheduler.LambdaLR(o, self._lr_factor) for p, o in self.opts.items()}
         self.step = self.epoch = self.batch_in_epoch = 0
+        self.best = None  # (value, step) of the best validation metric so far
         self.writer = None
+        self._fixed = self._fixed_batch()
+
+    def _fixed_batch(self) -> dict | None:
+        """The validation items shown in every sample grid (None for models that need none)."""
+        n = getattr(self.cfg, "sample_pairs", 0)
+        if not n or self.val_dataset is None:
+            return None
+        return collate([self.val_dataset[i] for i in range(min(n, len(self.val_dataset)))])
 
     # ---- schedule -----------------------------------------------------------------------------
     def _lr_factor(self, step: int) -> float:
         """constant, or constant then linear decay to 0 over the last --decay-epochs epochs."""
-        if self.cfg.lr_schedule == "constant" or self.cfg.decay_epochs == 0:
+        decay_epochs = self.cfg.decay_epochs_resolved()
+        if self.cfg.lr_schedule == "constant" or decay_epochs == 0:
             return 1.0
-        decay_steps = self.cfg.decay_epochs * self.steps_per_epoch
+        decay_steps = decay_epochs * self.steps_per_epoch
         start = self.cfg.epochs * self.steps_per_epoch - decay_steps
         return max(0.0, 1.0 - max(0, step - start) / decay_steps)
 
@@ -118,7 +129,7 @@ class Trainer:
             "schedulers": {p: s.state_dict() for p, s in self.scheds.items()},
             "scalers": {p: s.state_dict() for p, s in self.scalers.items()},
             "step": self.step, "epoch": epoch, "batch_in_epoch": batch,
-            "rng": ckpt_io.rng_state(),
+            "best": self.best, "rng": ckpt_io.rng_state(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -128,12 +139,37 @@ class Trainer:
             self.scheds[p].load_state_dict(state["schedulers"][p])
             self.scalers[p].load_state_dict(state["scalers"][p])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.best = state.get("best")
         ckpt_io.set_rng_state(state["rng"])
 
-    def save(self) -> Path:
-        path = self.run_dir / "checkpoints" / ckpt_io.LAST
+    def save(self, name: str = ckpt_io.LAST) -> Path:
+        path = self.run_dir / "checkpoints" / name
         ckpt_io.atomic_save(self.state_dict(), path)
         return path
+
+    # ---- validation ---------------------------------------------------------------------------
+    def _validate(self) -> None:
+        """Score the fixed validation subset; keep checkpoints/best.pt at the best value (lower is better)."""
+        metric = self.model.validation_metric
+        n = min(getattr(self.cfg, "val_images", 0), len(self.val_dataset)) if self.val_dataset is not None else 0
+        if metric is None or n == 0:
+            return
+        items = [self.val_dataset[i] for i in range(n)]
+        batches = [collate(items[i:i + 8]) for i in range(0, n, 8)]
+        rng = ckpt_io.rng_state()  # validation must not shift the training run's random stream
+        results = self.model.validation(batches)
+        ckpt_io.set_rng_state(rng)
+        for k, v in results.items():
+            self.writer.add_scalar(f"val/{k}", v, self.step)
+        value = results[metric]
+        improved = self.best is None or value < self.best[0]
+        if improved:
+            self.best = (value, self.step)
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": self.step, "epoch": self.epoch + 1, **results, "best": improved}) + "\n")
+        self._val_text = f"{metric} {value:.4f}" + (" (best)" if improved else f" (best {self.best[0]:.4f})")
+        if improved:
+            self.save(ckpt_io.BEST)
 
     # ---- the loop -----------------------------------------------------------------------------
     def _loader(self) -> DataLoader:
@@ -188,7 +224,7 @@ class Trainer:
 
     def _samples(self) -> None:
         from torchvision.utils import make_grid
-        images, nrow = self.model.sample_grid()
+        images, nrow = self.model.sample_grid(self._fixed)
         grid = make_grid(images.float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1)
         path = self.run_dir / "samples" / f"epoch_{self.epoch + 1:04d}.png"
         ckpt_io.save_image_atomic(grid, path)
@@ -237,13 +273,16 @@ class Trainer:
                 last = self.step >= self.total_steps
                 if (epoch_done and (self.epoch + 1) % self.cfg.sample_every == 0) or last:
                     self._samples()
+                if epoch_done or last:
+                    self._validate()
                 self.save()
                 if not self.cfg.progress:  # without a bar (logs, CI), one line per epoch
                     took = time.time() - t0
                     rate = (self.step - start_step) / max(took, 1e-9)
                     losses_txt = "  ".join(f"{k} {v:.3f}" for k, v in getattr(self, "_last_means", {}).items())
+                    val_txt = f"  {self._val_text}" if getattr(self, "_val_text", "") else ""
                     print(f"epoch {self.epoch + 1}/{self.cfg.epochs}  step {self.step}/{self.total_steps}  "
-                          f"{losses_txt}  ({took:.0f} s, {rate:.2f} steps/s)", flush=True)
+                          f"{losses_txt}{val_txt}  ({took:.0f} s, {rate:.2f} steps/s)", flush=True)
                 if epoch_done:
                     self.epoch, self.batch_in_epoch = self.epoch + 1, 0
         finally:

@@ -16,13 +16,14 @@ from ..errors import DataError
 
 @dataclass
 class DataInfo:
-    kind: str  # "labelled" (class-conditional); later "paired", "unpaired"
+    kind: str  # "labelled" (class-conditional), "paired" (translation)
     name: str
     channels: int
     height: int
     width: int
     num_classes: int = 0
     class_names: list = field(default_factory=list)
+    in_channels: int = 0  # translation: channels of the input images ("channels" are the output's)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -38,6 +39,15 @@ def default_root() -> Path:
 
 
 LABELLED_NAMES = ("digits", "mnist", "fashion-mnist")
+
+
+def for_config(cfg, split: str = "train"):
+    """(dataset, DataInfo) for a training config: labelled data, or paired data for translation models."""
+    from ..models import data_kind
+    if data_kind(cfg.model) == "paired":
+        from .paired import build as build_paired
+        return build_paired(cfg, split)
+    return build(cfg.data, split, cfg.data_root or None, cfg.image_size)
 
 
 def build(name: str, split: str = "train", root: str | Path | None = None, image_size: int = 0):

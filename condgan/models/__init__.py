@@ -7,6 +7,7 @@ from ..errors import CondganError
 
 REGISTRY = {
     "cgan": ("condgan.models.cgan", "CGANConfig", "CGAN"),
+    "pix2pix": ("condgan.models.pix2pix", "Pix2PixConfig", "Pix2Pix"),
 }
 
 
@@ -20,6 +21,11 @@ def _lookup(name: str):
 
 def config_class(name: str):
     return _lookup(name)[0]
+
+
+def data_kind(name: str) -> str:
+    """The kind of data the model trains on: "labelled" or "paired"."""
+    return getattr(_lookup(name)[1], "data_kind", "labelled")
 
 
 def build(cfg, info):

@@ -159,7 +159,7 @@ class CGAN(GANModel):
         g.train(was_training)
         return out
 
-    def sample_grid(self):
+    def sample_grid(self, fixed=None):
         n, k = self.cfg.samples_per_class, self.info.num_classes
         labels = torch.arange(k, device=self.device).repeat_interleave(n)
         return self.generate(labels, self.grid_z.repeat(k, 1)), n

@@ -1,0 +1,65 @@
+"""Translation quality against targets: L1, PSNR, SSIM, and Inception FID when its weights are local."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+from tqdm.auto import tqdm
+
+INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
+
+
+def inception_weights() -> Path | None:
+    """The FID Inception weights if present locally ($CONDGAN_INCEPTION_WEIGHTS, or the cache); never downloads."""
+    env = os.environ.get("CONDGAN_INCEPTION_WEIGHTS")
+    candidates = [Path(env)] if env else []
+    cache = Path(os.environ.get("CONDGAN_CACHE", Path.home() / ".cache" / "condgan"))
+    candidates += [cache / "weights" / INCEPTION_FILE, Path.home() / ".cache" / "torch" / "hub" / "checkpoints" /
+                   INCEPTION_FILE]
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def fid_unavailable_reason() -> str | None:
+    weights = inception_weights()
+    if weights is None:
+        return (f"no local Inception weights ({INCEPTION_FILE} in ~/.cache/condgan/weights/ or at "
+                f"$CONDGAN_INCEPTION_WEIGHTS); evaluation never downloads")
+    try:
+        import torch_fidelity  # noqa: F401
+    except ImportError:
+        return "the Inception feature extractor needs `pip install torch-fidelity`"
+    return None
+
+
+@torch.no_grad()
+def evaluate_pairs(model, loader, device, progress: bool = True) -> dict:
+    """Mean L1 (on [-1, 1] images), PSNR (dB) and SSIM (on [0, 1]) over a loader of {input, target}."""
+    fid = None
+    if fid_unavailable_reason() is None:
+        from torchmetrics.image.fid import FrechetInceptionDistance
+        fid = FrechetInceptionDistance(feature=2048, normalize=True,
+                                       feature_extractor_weights_path=str(inception_weights()))
+    sums, n = {"l1": 0.0, "psnr": 0.0, "ssim": 0.0}, 0
+    baseline = 0.0
+    for b in tqdm(loader, unit="batch", disable=not progress, desc="evaluate"):
+        src, tgt = b["input"].to(device), b["target"].to(device).float()
+        out = model.translate(src).float()
+        o01, t01 = (out + 1) / 2, (tgt + 1) / 2
+        k = out.shape[0]
+        sums["l1"] += (out - tgt).abs().flatten(1).mean(1).sum().item()
+        sums["psnr"] += peak_signal_noise_ratio(o01, t01, data_range=1.0, reduction="none",
+                                                dim=(1, 2, 3)).sum().item()
+        sums["ssim"] += structural_similarity_index_measure(o01, t01, data_range=1.0, reduction="none").sum().item()
+        if src.shape[1] == tgt.shape[1]:  # how far the untranslated input already is from the target
+            baseline += (src.float() - tgt).abs().flatten(1).mean(1).sum().item()
+        if fid is not None and out.shape[1] == 3:
+            fid.update(t01.cpu(), real=True)
+            fid.update(o01.cpu(), real=False)
+        n += k
+    res = {k: v / max(n, 1) for k, v in sums.items()}
+    res["n"] = n
+    res["l1_input_copy"] = baseline / max(n, 1) if baseline else None
+    res["fid"] = fid.compute().item() if fid is not None and n > 1 else None
+    return res

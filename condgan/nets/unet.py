@@ -1,0 +1,94 @@
+"""U-Net generator for image-to-image translation (Ronneberger et al.; pix2pix, Isola et al.).
+
+Encoder: 4x4 stride-2 convolutions, leaky ReLU 0.2 before each (the first has
+none), normalisation after each except the first and the innermost. Decoder:
+ReLU, 4x4 stride-2 transposed convolution, normalisation and, in the inner
+decoder blocks, dropout 0.5; then tanh. Every decoder level concatenates the
+matching encoder level's activated features (skip connection).
+
+`forward` accepts any height and width: the input is padded to a multiple of
+2**depth and the output cropped back, so full-resolution, non-square images
+translate directly.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import ops
+from .layers import init_weights
+
+NORMS = ("batch", "instance", "none")
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """Pad H and W up to a multiple (centred; reflection where it fits, else edge replication)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not ph and not pw:
+        return x, (0, 0, 0, 0)
+    pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+    mode = "reflect" if max(pad[:2]) < w and max(pad[2:]) < h else "replicate"
+    return F.pad(x, pad, mode=mode), pad
+
+
+def crop_padding(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    left, right, top, bottom = pad
+    if not any(pad):
+        return x
+    return x[..., top:x.shape[-2] - bottom, left:x.shape[-1] - right]
+
+
+class UNetGenerator(nn.Module):
+    """U-Net with `depth` stride-2 levels (8 for 256x256 images, 7 for 128x128)."""
+
+    def __init__(self, in_channels: int, out_channels: int, depth: int = 8, width: int = 64,
+                 norm: str = "batch", dropout: bool = True):
+        super().__init__()
+        if depth < 2:
+            raise ValueError("a U-Net needs at least 2 levels")
+        self.depth = depth
+        widths = [min(width * 2 ** i, width * 8) for i in range(depth)]
+        bias = norm != "batch"  # batch norm's shift makes a conv bias redundant
+        self.down = nn.ModuleList()
+        self.down_norm = nn.ModuleList()
+        for i in range(depth):
+            cin = in_channels if i == 0 else widths[i - 1]
+            self.down.append(nn.Conv2d(cin, widths[i], 4, 2, 1, bias=bias))
+            inner = 0 < i < depth - 1
+            self.down_norm.append(norm_layer(norm, widths[i]) if inner else nn.Identity())
+        self.up = nn.ModuleList()
+        self.up_norm = nn.ModuleList()
+        self.up_drop = nn.ModuleList()
+        for i in range(depth):
+            cin = widths[i] if i == depth - 1 else 2 * widths[i]
+            cout = out_channels if i == 0 else widths[i - 1]
+            self.up.append(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=bias or i == 0))
+            self.up_norm.append(norm_layer(norm, cout) if i > 0 else nn.Identity())
+            # dropout in the decoder blocks between the innermost and the first 16x-width one
+            self.up_drop.append(nn.Dropout(0.5) if dropout and 4 <= i <= depth - 2 else nn.Identity())
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, pad = pad_to_multiple(x, 2 ** self.depth)
+        h = self.down[0](x)
+        skips = []
+        for i in range(1, self.depth):
+            a = ops.bias_leaky_relu(h, None, 0.2)
+            skips.append(a)
+            h = self.down_norm[i](self.down[i](a))
+        for i in range(self.depth - 1, 0, -1):
+            h = self.up_drop[i](self.up_norm[i](self.up[i](F.relu(h))))
+            h = torch.cat([skips[i - 1], h], 1)
+        return crop_padding(torch.tanh(self.up[0](F.relu(h))), pad)

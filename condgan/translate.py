@@ -1,0 +1,173 @@
+"""Translate images with a trained translation run (pix2pix).
+
+    python -m condgan.translate RUN_OR_CKPT INPUT --out DIR
+
+INPUT is one image or a folder of images, any size (the generator pads to its
+multiple and crops back). Writes DIR/<name>.png per input and DIR/index.html
+showing input | output side by side, plus the target when the inputs are
+aligned A|B pairs (--aligned) as in the pix2pix datasets.
+"""
+from __future__ import annotations
+
+import html
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import checkpoint as ckpt_io
+from . import models
+from .config import _Parser
+from .data.paired import IMAGE_SUFFIXES, read, to_tensor
+from .errors import CondganError, DataError, cli_entry
+from .trainer import pick_device
+
+MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+def list_inputs(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | {".npy"})
+        if not files:
+            raise DataError(f"no images found in {path}")
+        return files
+    raise DataError(f"input {path} does not exist")
+
+
+def load_pair(path: Path, cin: int, cout: int, aligned: bool, swap: bool):
+    """(input, target or None) as HxWxC uint8 arrays with the channel counts the model expects."""
+    if path.suffix.lower() == ".npy":
+        mode = f"npy{cin}"
+    elif cin in MODES:
+        mode = MODES[cin]
+    else:
+        raise DataError(f"this model takes {cin}-channel inputs; give them as .npy arrays (H, W, {cin})")
+    arr = read(path, mode)
+    target = None
+    if aligned:
+        if arr.shape[1] % 2:
+            raise DataError(f"{path} is {arr.shape[1]} pixels wide; an aligned A|B image needs an even width")
+        half = arr.shape[1] // 2
+        a, b = arr[:, :half], arr[:, half:]
+        arr, target = (b, a) if swap else (a, b)
+        target = target[:, :, :cout] if target.shape[2] >= cout else np.repeat(target[:, :, :1], cout, 2)
+    if arr.shape[2] != cin:
+        raise DataError(f"{path} has {arr.shape[2]} channels but the model takes {cin}")
+    return arr, target
+
+
+def save_array(arr: np.ndarray, path: Path) -> Path:
+    """HxWxC uint8 -> PNG for 1, 2, 3 or 4 channels, .npy otherwise; written atomically."""
+    from PIL import Image
+    c = arr.shape[2]
+    if c not in MODES:
+        path = path.with_suffix(".npy")
+        with ckpt_io.atomic_write(path) as f:
+            np.save(f, arr)
+        return path
+    with ckpt_io.atomic_write(path) as f:
+        Image.fromarray(arr[:, :, 0] if c == 1 else arr, MODES[c]).save(f, format="png")
+    return path
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """CxHxW in [-1, 1] -> HxWxC uint8."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def write_html(out: Path, rows: list[dict], title: str) -> Path:
+    has_target = any(r.get("target") for r in rows)
+    head = "<th>name</th><th>input</th><th>output</th>" + ("<th>target</th>" if has_target else "")
+    body = []
+    for r in rows:
+        cells = [f"<td>{html.escape(r['name'])}</td>"]
+        for key in ("input", "output") + (("target",) if has_target else ()):
+            src = r.get(key)
+            cells.append(f'<td><img src="{html.escape(src)}" loading="lazy"></td>' if src else "<td></td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    page = (f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            "<style>body{font-family:sans-serif}td{vertical-align:top;padding:4px}"
+            "img{max-width:384px;image-rendering:pixelated}</style>"
+            f"<h1>{html.escape(title)}</h1><table><tr>{head}</tr>{''.join(body)}</table>\n")
+    path = out / "index.html"
+    with ckpt_io.atomic_write(path) as f:
+        f.write(page.encode())
+    return path
+
+
+def translate_files(model, files: list[Path], out: Path, batch_size: int = 8, aligned: bool = False,
+                    html_page: bool = True, progress: bool = True, title: str = "condgan translations") -> list[Path]:
+    """Translate `files` into `out`; same-size images are batched. Returns the output paths."""
+    info, cfg = model.info, model.cfg
+    swap = getattr(cfg, "direction", "AtoB") == "BtoA"
+    by_size = defaultdict(list)
+    loaded = {}
+    for f in files:
+        src, tgt = load_pair(f, info.in_channels, info.channels, aligned, swap)
+        loaded[f] = (src, tgt)
+        by_size[src.shape[:2]].append(f)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, outputs = {}, {}
+    bar = tqdm(total=len(files), unit="img", disable=not progress, desc="translate")
+    for group in by_size.values():
+        for i in range(0, len(group), batch_size):
+            chunk = group[i:i + batch_size]
+            x = torch.stack([to_tensor(loaded[f][0]) for f in chunk]).to(model.device)
+            y = model.translate(x)
+            for f, yi in zip(chunk, y):
+                outputs[f] = save_array(to_uint8(yi), out / f"{f.stem}.png")
+                row = {"name": f.name, "output": outputs[f].name}
+                if html_page:
+                    row["input"] = save_array(loaded[f][0], out / "html" / f"{f.stem}_input.png").relative_to(out)
+                    if loaded[f][1] is not None:
+                        row["target"] = save_array(loaded[f][1], out / "html" / f"{f.stem}_target.png").relative_to(out)
+                rows[f] = {k: str(v) for k, v in row.items()}
+            bar.update(len(chunk))
+    bar.close()
+    if html_page:
+        write_html(out, [rows[f] for f in files], title)
+    return [outputs[f] for f in files]
+
+
+@cli_entry
+def main(argv=None):
+    p = _Parser(prog="condgan.translate", description=__doc__.splitlines()[0])
+    p.add_argument("run", help="run directory or checkpoint file")
+    p.add_argument("input", help="an image or a folder of images")
+    p.add_argument("--out", default="translated", help="output folder")
+    p.add_argument("--best", action="store_true", help="use the run's best-validation checkpoint (best.pt)")
+    p.add_argument("--aligned", action="store_true",
+                   help="inputs are A|B side-by-side pairs: translate one half, show the other as the target")
+    p.add_argument("--batch-size", type=int, default=8, help="images per batch (same-size images are batched)")
+    p.add_argument("--no-html", action="store_true", help="skip the index.html page")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.batch_size <= 0:
+        raise CondganError("--batch-size must be positive")
+    run = Path(args.run)
+    if args.best:
+        run = run / "checkpoints" / ckpt_io.BEST if run.is_dir() else run
+        if not run.is_file():
+            raise CondganError(f"{args.run} has no best checkpoint ({run}); drop --best to use the last one")
+    device = pick_device(args.device)
+    model, cfg, info = models.load(run, device)
+    if not hasattr(model, "translate"):
+        raise CondganError(f"{args.run} is a {cfg.model} run; translate works with translation models "
+                           f"(use condgan.sample for class-conditional runs)")
+    files = list_inputs(Path(args.input))
+    out = Path(args.out)
+    translate_files(model, files, out, args.batch_size, args.aligned, not args.no_html, not args.no_progress,
+                    title=f"{cfg.model} {cfg.direction}: {args.run}")
+    page = "" if args.no_html else f"; side by side: {out / 'index.html'}"
+    print(f"translated {len(files)} image(s) into {out}{page}")
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,398 @@
+"""Dataset archive download and extraction, served from a local HTTP server (never the real network)."""
+from __future__ import annotations
+
+import errno
+import functools
+import hashlib
+import io
+import re
+import shutil
+import socket
+import stat
+import tarfile
+import threading
+import urllib.request
+import zipfile
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from condgan.data import download
+from condgan.data.download import CYCLEGAN_ARCHIVES, PIX2PIX_ARCHIVES, Archive, fetch
+from condgan.errors import DataError
+
+
+def _jpeg(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (8, 16, 3), dtype=np.uint8)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+FILES = {"train/1.jpg": _jpeg(1), "train/2.jpg": _jpeg(2), "val/1.jpg": _jpeg(3)}
+
+
+def make_tar(path: Path, members: dict[str, bytes], extra: list[tarfile.TarInfo] = ()) -> bytes:
+    """Write a .tar.gz holding `members` (name -> bytes) and the bare `extra` entries; return its bytes."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for info in extra:
+            tar.addfile(info)
+    return path.read_bytes()
+
+
+def make_zip(path: Path, members: dict[str, bytes], extra: list[zipfile.ZipInfo] = ()) -> bytes:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        for info in extra:
+            zf.writestr(info, b"/etc/passwd")
+    return path.read_bytes()
+
+
+def maps_files(top: str = "maps") -> dict[str, bytes]:
+    return {f"{top}/{name}": data for name, data in FILES.items()}
+
+
+class RangeHandler(SimpleHTTPRequestHandler):
+    """Serves the server's folder with `Range: bytes=N-` support; `server.cut` truncates every body."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        srv = self.server
+        srv.requests.append((self.path, self.headers.get("Range")))
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+        start = int(match.group(1)) if match and srv.ranges else 0
+        if start >= len(data) > 0:
+            self.send_error(416)
+            return
+        if start:
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body if srv.cut is None else body[:srv.cut])
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """A local server for tmp_path/served; both base-URL variables point at it."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(RangeHandler, directory=str(folder)))
+    srv.folder, srv.requests, srv.ranges, srv.cut = folder, [], True, None
+    srv.url = f"http://127.0.0.1:{srv.server_address[1]}/"
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    monkeypatch.setenv("CONDGAN_PIX2PIX_URL", srv.url)
+    monkeypatch.setenv("CONDGAN_CYCLEGAN_URL", srv.url)
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def root(tmp_path):
+    return tmp_path / "data"
+
+
+MAPS = PIX2PIX_ARCHIVES["maps"]
+
+
+def assert_nothing_extracted(root: Path, archive: Archive = MAPS):
+    kind_dir = root / archive.kind
+    assert not (kind_dir / archive.subdir).exists()
+    assert not list(kind_dir.glob(".*.extracting-*"))
+
+
+def assert_dataset(folder: Path, files: dict[str, bytes] = FILES):
+    assert (folder / ".complete").is_file()
+    for name, data in files.items():
+        assert (folder / name).read_bytes() == data
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_tables():
+    assert set(PIX2PIX_ARCHIVES) == {"maps", "facades", "edges2shoes", "edges2handbags", "night2day", "cityscapes"}
+    assert len(CYCLEGAN_ARCHIVES) == 10 and "iphone2dslr_flower" in CYCLEGAN_ARCHIVES
+    for table, kind, ext in [(PIX2PIX_ARCHIVES, "pix2pix", "tar.gz"), (CYCLEGAN_ARCHIVES, "cyclegan", "zip")]:
+        for name, a in table.items():
+            assert (a.name, a.subdir, a.kind, a.sha256) == (name, name, kind, None)
+            assert a.url == f"http://efrosgans.eecs.berkeley.edu/{kind}/datasets/{name}.{ext}"
+    assert "Cityscapes licence" in PIX2PIX_ARCHIVES["cityscapes"].note
+
+
+def test_download_extract_then_cached_offline(server, root, monkeypatch, capsys):
+    data = make_tar(server.folder / "maps.tar.gz", maps_files())
+    folder = fetch(MAPS, root, progress=False)
+    assert folder == root / "pix2pix" / "maps"
+    assert_dataset(folder)
+    archive = root / "pix2pix" / "downloads" / "maps.tar.gz"
+    assert archive.read_bytes() == data  # kept for re-extraction
+    assert not archive.with_name("maps.tar.gz.part").exists()
+    assert server.requests == [("/maps.tar.gz", None)]
+    assert not list((root / "pix2pix").glob(".*.extracting-*"))
+
+    digest = hashlib.sha256(data).hexdigest()
+    assert (archive.with_name("maps.tar.gz.sha256")).read_text().split()[0] == digest
+    assert capsys.readouterr().out.count(f"sha256 of maps.tar.gz: {digest}") == 1
+
+    # Cached: no network at all, not even a connection attempt.
+    server.shutdown()
+    monkeypatch.setenv("CONDGAN_PIX2PIX_URL", f"http://127.0.0.1:{free_port()}/")
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: pytest.fail("network used for a cached dataset"))
+    assert fetch(MAPS, root, progress=False) == folder
+    assert_dataset(folder)
+
+
+def test_cyclegan_zip(server, root):
+    files = {"trainA/1.jpg": _jpeg(4), "trainB/1.jpg": _jpeg(5)}
+    make_zip(server.folder / "horse2zebra.zip", {f"horse2zebra/{k}": v for k, v in files.items()})
+    folder = fetch(CYCLEGAN_ARCHIVES["horse2zebra"], root, progress=False)
+    assert folder == root / "cyclegan" / "horse2zebra"
+    assert_dataset(folder, files)
+
+
+def test_licence_note_printed_before_download(server, root, capsys):
+    make_tar(server.folder / "cityscapes.tar.gz", maps_files("cityscapes"))
+    fetch(PIX2PIX_ARCHIVES["cityscapes"], root, progress=False)
+    out = capsys.readouterr().out
+    assert out.index("Cityscapes licence") < out.index("sha256 of cityscapes.tar.gz")
+
+
+def test_resume_from_part(server, root):
+    data = make_tar(server.folder / "maps.tar.gz", maps_files())
+    part = root / "pix2pix" / "downloads" / "maps.tar.gz.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(data[:len(data) // 2])
+    assert_dataset(fetch(MAPS, root, progress=False))
+    assert server.requests == [("/maps.tar.gz", f"bytes={len(data) // 2}-")]
+    assert (root / "pix2pix" / "downloads" / "maps.tar.gz").read_bytes() == data
+    assert not part.exists()
+
+
+def test_server_without_ranges_starts_over(server, root):
+    data = make_tar(server.folder / "maps.tar.gz", maps_files())
+    server.ranges = False
+    part = root / "pix2pix" / "downloads" / "maps.tar.gz.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"stale bytes of another file")
+    assert_dataset(fetch(MAPS, root, progress=False))
+    assert (root / "pix2pix" / "downloads" / "maps.tar.gz").read_bytes() == data
+
+
+def test_truncated_download_keeps_part_and_resumes(server, root):
+    data = make_tar(server.folder / "maps.tar.gz", maps_files())
+    server.cut = 100
+    with pytest.raises(DataError, match=f"stopped after 100 of {len(data)} bytes"):
+        fetch(MAPS, root, progress=False)
+    part = root / "pix2pix" / "downloads" / "maps.tar.gz.part"
+    assert part.read_bytes() == data[:100]
+    assert not (root / "pix2pix" / "downloads" / "maps.tar.gz").exists()
+    assert_nothing_extracted(root)
+
+    server.cut = None
+    assert_dataset(fetch(MAPS, root, progress=False))
+    assert server.requests[-1] == ("/maps.tar.gz", "bytes=100-")
+
+
+def test_pinned_digest_mismatch(server, root):
+    make_tar(server.folder / "maps.tar.gz", maps_files())
+    pinned = Archive("maps", MAPS.url, "0" * 64, "maps")
+    with pytest.raises(DataError, match="does not match its pinned sha256"):
+        fetch(pinned, root, progress=False)
+    assert not (root / "pix2pix" / "downloads" / "maps.tar.gz").exists()
+    assert_nothing_extracted(root)
+
+
+def test_pinned_digest_match(server, root):
+    data = make_tar(server.folder / "maps.tar.gz", maps_files())
+    pinned = Archive("maps", MAPS.url, hashlib.sha256(data).hexdigest(), "maps")
+    assert_dataset(fetch(pinned, root, progress=False))
+    assert not (root / "pix2pix" / "downloads" / "maps.tar.gz.sha256").exists()
+
+
+def test_tampered_cached_archive(server, root):
+    make_tar(server.folder / "maps.tar.gz", maps_files())
+    folder = fetch(MAPS, root, progress=False)
+    archive = root / "pix2pix" / "downloads" / "maps.tar.gz"
+    recorded = archive.with_name("maps.tar.gz.sha256").read_text()
+
+    shutil.rmtree(folder)  # no .complete marker: the cached archive is verified and extracted again
+    archive.write_bytes(archive.read_bytes() + b"tampered")
+    with pytest.raises(DataError, match="sha256 recorded at its first download"):
+        fetch(MAPS, root, progress=False)
+    assert not archive.exists()
+    assert_nothing_extracted(root)
+
+    # The next run downloads again and checks it against the recorded digest.
+    assert_dataset(fetch(MAPS, root, progress=False))
+    assert archive.with_name("maps.tar.gz.sha256").read_text() == recorded
+
+
+@pytest.mark.parametrize("content", ["garbage", "half"])
+def test_corrupt_archive(server, root, content):
+    noise = np.random.default_rng(0).bytes(200_000)  # incompressible: half the archive cuts into the members
+    data = make_tar(server.folder / "maps.tar.gz", {**maps_files(), "maps/big.bin": noise})
+    bad = b"not an archive at all" * 100 if content == "garbage" else data[:len(data) // 2]
+    (server.folder / "maps.tar.gz").write_bytes(bad)
+    with pytest.raises(DataError, match="corrupt") as info:
+        fetch(MAPS, root, progress=False)
+    assert "\n" not in str(info.value)
+    downloads = root / "pix2pix" / "downloads"
+    assert not (downloads / "maps.tar.gz").exists()
+    assert not (downloads / "maps.tar.gz.sha256").exists()
+    assert_nothing_extracted(root)
+
+
+def test_corrupt_zip(server, root):
+    (server.folder / "horse2zebra.zip").write_bytes(b"PK\x03\x04" + b"\0" * 300)
+    with pytest.raises(DataError, match="corrupt"):
+        fetch(CYCLEGAN_ARCHIVES["horse2zebra"], root, progress=False)
+    assert_nothing_extracted(root, CYCLEGAN_ARCHIVES["horse2zebra"])
+
+
+def no_writing(*args, **kwargs):
+    pytest.fail("extraction started before every member was checked")
+
+
+def _tar_entry(name: str, kind: bytes, linkname: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, linkname
+    return info
+
+
+def _unsafe_tar_members(tmp_path: Path) -> dict[str, tuple[dict[str, bytes], list[tarfile.TarInfo]]]:
+    absolute = str(tmp_path / "absolute-evil.txt")
+    return {
+        "traversal": ({"../evil.txt": b"evil"}, []),
+        "nested-traversal": ({"maps/../../evil.txt": b"evil"}, []),
+        "absolute": ({absolute: b"evil"}, []),
+        "symlink": ({}, [_tar_entry("maps/link", tarfile.SYMTYPE, "/etc/passwd")]),
+        "hardlink": ({}, [_tar_entry("maps/hard", tarfile.LNKTYPE, "maps/train/1.jpg")]),
+        "fifo": ({}, [_tar_entry("maps/fifo", tarfile.FIFOTYPE)]),
+        "device": ({}, [_tar_entry("maps/dev", tarfile.CHRTYPE)]),
+    }
+
+
+@pytest.mark.parametrize("case", ["traversal", "nested-traversal", "absolute", "symlink", "hardlink", "fifo",
+                                  "device"])
+def test_unsafe_tar_member(server, root, tmp_path, monkeypatch, case):
+    members, extra = _unsafe_tar_members(tmp_path)[case]
+    # Safe members come first: still, nothing may be written before every member is checked.
+    monkeypatch.setattr(download.tempfile, "mkdtemp", no_writing)
+    make_tar(server.folder / "maps.tar.gz", {**maps_files(), **members}, extra)
+    bad_name = next(iter(members), None) or extra[0].name
+    with pytest.raises(DataError, match=re.escape(repr(bad_name))):
+        fetch(MAPS, root, progress=False)
+    assert_nothing_extracted(root)
+    assert not (root / "pix2pix" / "evil.txt").exists()
+    assert not (root / "evil.txt").exists()
+    assert not (tmp_path / "absolute-evil.txt").exists()
+    assert sorted(p.name for p in (root / "pix2pix").iterdir()) == ["downloads"]
+
+
+@pytest.mark.parametrize("case", ["traversal", "absolute", "symlink"])
+def test_unsafe_zip_member(server, root, tmp_path, monkeypatch, case):
+    monkeypatch.setattr(download.tempfile, "mkdtemp", no_writing)
+    extra = []
+    if case == "symlink":
+        link = zipfile.ZipInfo("horse2zebra/link")
+        link.create_system, link.external_attr = 3, (stat.S_IFLNK | 0o777) << 16
+        extra, members, bad_name = [link], {}, "horse2zebra/link"
+    else:
+        bad_name = "../evil.txt" if case == "traversal" else str(tmp_path / "absolute-evil.txt")
+        members = {bad_name: b"evil"}
+    archive = CYCLEGAN_ARCHIVES["horse2zebra"]
+    make_zip(server.folder / "horse2zebra.zip", {"horse2zebra/trainA/1.jpg": _jpeg(4), **members}, extra)
+    with pytest.raises(DataError, match=re.escape(repr(bad_name))):
+        fetch(archive, root, progress=False)
+    assert_nothing_extracted(root, archive)
+    assert sorted(p.name for p in (root / "cyclegan").iterdir()) == ["downloads"]
+    assert not (tmp_path / "absolute-evil.txt").exists()
+
+
+def test_missing_top_folder(server, root, monkeypatch):
+    monkeypatch.setattr(download.tempfile, "mkdtemp", no_writing)
+    make_tar(server.folder / "maps.tar.gz", maps_files("other"))
+    with pytest.raises(DataError, match="no top folder 'maps'"):
+        fetch(MAPS, root, progress=False)
+    assert_nothing_extracted(root)
+
+
+def test_offline(root, monkeypatch):
+    url = f"http://127.0.0.1:{free_port()}/"
+    monkeypatch.setenv("CONDGAN_PIX2PIX_URL", url)
+    with pytest.raises(DataError) as info:
+        fetch(MAPS, root, progress=False)
+    message = str(info.value)
+    assert f"{url}maps.tar.gz" in message and str(root / "pix2pix" / "maps") in message
+    assert_nothing_extracted(root)
+
+
+def test_http_error(server, root):
+    with pytest.raises(DataError, match=r"maps\.tar\.gz \(HTTP 404"):
+        fetch(MAPS, root, progress=False)
+    assert_nothing_extracted(root)
+
+
+def test_incomplete_folder_is_not_overwritten(server, root):
+    make_tar(server.folder / "maps.tar.gz", maps_files())
+    (root / "pix2pix" / "maps").mkdir(parents=True)
+    (root / "pix2pix" / "maps" / "mine.txt").write_text("user data")
+    with pytest.raises(DataError, match="not marked complete"):
+        fetch(MAPS, root, progress=False)
+    assert server.requests == []
+    assert (root / "pix2pix" / "maps" / "mine.txt").read_text() == "user data"
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_disk_full_while_extracting(server, root, monkeypatch):
+    make_tar(server.folder / "maps.tar.gz", maps_files())
+    monkeypatch.setattr(download.shutil, "copyfileobj", _disk_full)
+    with pytest.raises(DataError, match="not enough disk space in"):
+        fetch(MAPS, root, progress=False)
+    assert_nothing_extracted(root)
+    assert (root / "pix2pix" / "downloads" / "maps.tar.gz").is_file()  # extracting again needs no download
+
+
+def test_disk_full_while_downloading(server, root, monkeypatch):
+    make_tar(server.folder / "maps.tar.gz", maps_files())
+    real_open = open
+
+    def full_open(path, mode="r", *args, **kwargs):
+        f = real_open(path, mode, *args, **kwargs)
+        if str(path).endswith(".part"):
+            f.write = _disk_full
+        return f
+
+    monkeypatch.setattr(download, "open", full_open, raising=False)
+    with pytest.raises(DataError, match="not enough disk space in"):
+        fetch(MAPS, root, progress=False)
+    assert not (root / "pix2pix" / "downloads" / "maps.tar.gz").exists()
+    assert_nothing_extracted(root)
