@@ -44,16 +44,15 @@ _AERIAL_TEXTURE = np.array([(40, 5, 0, 0), (0, 4, 0, 0), (20, 5, 0, 0), (14, 2, 
 _SEED_STRIDE = 1_000_003
 
 
+def _scale(size: int) -> float:
+    """Feature scale against a 256-pixel tile; tiles under 64 pixels show part of a 64-pixel one."""
+    return max(size, 64) / 256
+
+
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
-    """Band-limited noise in [0, 1): a random cells x cells grid upsampled bicubically."""
+    """Smooth noise of about [0, 1]: a random cells x cells grid upsampled bicubically."""
     grid = rng.random((cells, cells), dtype=np.float32)
     return np.asarray(Image.fromarray(grid, "F").resize((size, size), Image.BICUBIC))
-
-
-def _coords(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Broadcastable float32 row and column coordinates."""
-    c = np.arange(size, dtype=np.float32)
-    return c[:, None], c[None, :]
 
 
 def _shift(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -125,13 +124,17 @@ def _water(rng: np.random.Generator, size: int, s: float) -> np.ndarray:
 
 
 def _layout(rng: np.random.Generator, size: int):
-    """Scene labels, building heights (pixels) and roof colours (3xHxW) for one tile."""
-    s = size / 256
+    """One tile's scene: (labels, building ids, heights and roof colours by id, roof shading).
+
+    ids is 0 off buildings; heights (pixels) and roofs (RGB) are indexed by id, with row 0 unused;
+    shading is a brightness factor that is 1 except on pitched and detailed roofs.
+    """
+    s = _scale(size)
     labels = np.full((size, size), BLOCK, np.uint8)
     w_side, w_main = max(1, round(5 * s)), max(2, round(10 * s))
     gap = 56 * s
     xs, ys = _grid_lines(rng, size, gap), _grid_lines(rng, size, gap)
-    main_x, main_y = rng.integers(1, len(xs) - 1), rng.integers(1, len(ys) - 1)
+    main_x, main_y = (rng.choice(np.flatnonzero((p >= 0) & (p < size))) for p in (xs, ys))
     yard = max(1, round(2 * s))
 
     lots, loose = [], []  # loose: a block of detached houses rather than a dense one
@@ -152,7 +155,8 @@ def _layout(rng: np.random.Generator, size: int):
     # one building per lot, set back from the lot edges; some lots stay empty (yards, car parks)
     n, loose = len(lots), np.array(loose, bool)
     rects = np.array(lots, np.int64).reshape(n, 4)
-    rects += np.maximum(1, np.round(s * rng.uniform(0.5, np.where(loose, 4.0, 2.0)))).astype(np.int64)[:, None] * [1, -1, 1, -1]
+    setback = np.maximum(1, np.round(s * rng.uniform(0.5, np.where(loose, 4.0, 2.0)))).astype(np.int64)
+    rects += setback[:, None] * [1, -1, 1, -1]
     h, w = rects[:, 1] - rects[:, 0], rects[:, 3] - rects[:, 2]
     keep = (h > 0) & (w > 0) & (rng.random(n) >= np.where(loose, 0.2, 0.05))
     heights = s * rng.uniform(2, np.where(loose, 9, 5))
@@ -196,18 +200,19 @@ def _layout(rng: np.random.Generator, size: int):
     inner[:-1] &= paved[1:]
     inner[:, 1:] &= paved[:, :-1]
     inner[:, :-1] &= paved[:, 1:]
-    if size >= 64:
+    if w_side >= 3:  # streets wide enough for a kerb get an outline (a pavement in the aerial view)
         labels[paved & ~inner & (labels == ROAD)] = ROAD_EDGE
 
     ids[labels != BUILDING] = 0
-    height = np.take(np.concatenate([[0], heights]).astype(np.float32), ids)
-    roof = np.take(np.concatenate([np.zeros((1, 3)), colours]).T.astype(np.float32), ids, axis=1) * shade
-    return labels, height, roof
+    heights = np.concatenate([[0], heights]).astype(np.float32)
+    colours = np.concatenate([np.zeros((1, 3)), colours]).astype(np.float32)
+    return labels, ids, heights, colours, shade
 
 
-def _aerial(rng: np.random.Generator, labels: np.ndarray, height: np.ndarray, roof: np.ndarray) -> np.ndarray:
+def _aerial(rng: np.random.Generator, labels: np.ndarray, ids: np.ndarray, heights: np.ndarray, roofs: np.ndarray,
+            light: np.ndarray) -> np.ndarray:
     size = labels.shape[0]
-    s = size / 256
+    s = _scale(size)
     # uniform noise of unit variance: plane 0 is surface grain, planes 1-3 sensor noise
     grain = (np.frombuffer(rng.bytes(4 * size * size), np.uint8).reshape(4, size, size) - np.float32(127.5)) / 73.6
     fine = grain[0]
@@ -216,30 +221,37 @@ def _aerial(rng: np.random.Generator, labels: np.ndarray, height: np.ndarray, ro
 
     # aerial materials: the scene labels, plus lawns and tree canopy on unbuilt ground
     trees = ((labels == PARK) & (blobs > -0.05)) | ((labels == BLOCK) & (blobs > 0.3))
-    kind = np.where(trees, TREE, np.where((labels == BLOCK) & (patch > 0.15), GRASS, labels))
-    colour = _AERIAL_COLOUR.copy()
-    colour[WATER] *= rng.uniform(0.85, 1.15)
-    img = np.take(colour.T, kind, axis=1) + roof  # channels first until the end
+    material = np.where(trees, TREE, np.where((labels == BLOCK) & (patch > 0.15), GRASS, labels))
+    colour = np.concatenate([_AERIAL_COLOUR, roofs[1:]]).T.copy()  # roof colours follow the materials
+    colour[:, WATER] *= rng.uniform(0.85, 1.15)
+    img = np.take(colour, np.where(ids > 0, ids + (len(_AERIAL_COLOUR) - 1), material), axis=1)  # channels first
 
-    yy, xx = _coords(size)
+    yy, xx = np.arange(size, dtype=np.float32)[:, None], np.arange(size, dtype=np.float32)
     angle, freq = rng.uniform(0, np.pi), 1.3 / max(s, 0.25)
     ripple = np.sin(xx * float(np.cos(angle) * freq) + yy * float(np.sin(angle) * freq) + patch * 12)
-    amp = np.take(_AERIAL_TEXTURE.T, kind, axis=1)
+    amp = np.take(_AERIAL_TEXTURE.T, material, axis=1)
     texture = amp[0] * patch + amp[1] * fine + amp[2] * blobs + amp[3] * ripple
 
     # light from the top left: buildings and trees shade what is lower, roof edges catch the sun
-    caster = np.maximum(height, trees * np.float32(3 * s))
+    caster = np.maximum(np.take(heights, ids), trees * np.float32(2 * s))
     shadow = np.zeros((size, size), bool)
     for k in range(1, int(np.ceil(caster.max())) + 1):
         shadow |= _shift(caster, k, k) >= k
     shadow &= caster == 0
     bld = labels == BUILDING
-    light = np.where(shadow, np.float32(0.55), np.where(bld & ~_shift(bld, 1, 1), np.float32(1.15), np.float32(1)))
+    light[bld & ~_shift(bld, 1, 1)] *= 1.15
+    light[shadow] = 0.55
 
     gain = (rng.uniform(0.85, 1.15) * rng.uniform(0.95, 1.05, 3)).astype(np.float32)[:, None, None]
     offset = rng.uniform(-8, 8, 3).astype(np.float32)[:, None, None]
-    img = (img + texture) * (light * gain) + (grain[1:] * 3 + offset)
-    return np.clip(img, 0, 255).astype(np.uint8).transpose(1, 2, 0).copy()
+    img += texture
+    img *= light
+    img *= gain
+    img += grain[1:] * 3 + offset
+    np.clip(img, 0, 255, out=img)
+    out = np.empty((size, size, 3), np.uint8)
+    np.copyto(out, img.transpose(1, 2, 0), casting="unsafe")
+    return out
 
 
 def render_pair(seed: int, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -247,8 +259,8 @@ def render_pair(seed: int, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     if size < 32:
         raise ValueError(f"size must be at least 32, got {size}")
     rng = np.random.default_rng(seed % 2**64)
-    labels, height, roof = _layout(rng, size)
-    return _aerial(rng, labels, height, roof), np.take(MAP_LUT, labels, axis=0)
+    scene = _layout(rng, size)
+    return _aerial(rng, *scene), np.take(MAP_LUT, scene[0], axis=0)
 
 
 class ProceduralMaps(torch.utils.data.Dataset):
