@@ -122,9 +122,38 @@ def evaluate_paired(model, cfg, args) -> dict:
     base = res["l1_input_copy"]
     print(f"{cfg.data} ({args.split}, {res['n']} pairs, {cfg.direction})\n"
           f"L1    {res['l1']:.4f}" + (f"   (copying the input: {base:.4f})" if base is not None else "") +
-          f"\nPSNR  {res['psnr']:.2f} dB\nSSIM  {res['ssim']:.4f}")
+          f"\nPSNR  {res['psnr']:.2f} dB" + (f"   (copying the input: {res['psnr_input_copy']:.2f} dB)"
+                                             if base is not None else "") + f"\nSSIM  {res['ssim']:.4f}")
     why = fid_unavailable_reason()
     print(f"FID   {res['fid']:.2f}" if res["fid"] is not None else f"FID   not computed: {why}")
+    return res
+
+
+def evaluate_unpaired(model, cfg, args) -> dict:
+    import dataclasses
+
+    from .metrics.paired import fid_metric, fid_unavailable_reason
+    if args.data:
+        cfg = dataclasses.replace(cfg, data=args.data)
+    dataset, _ = data_lib.for_config(cfg, args.split)  # val falls back to the test folders
+    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=0)
+    res = model.cycle_errors(loader)
+    res["data"], res["split"] = cfg.data, args.split
+    print(f"{cfg.data} ({args.split} split, {res['n']} image pairs (A, B))\n"
+          f"cycle L1 A->B->A  {res['cycle_l1_a']:.4f}\ncycle L1 B->A->B  {res['cycle_l1_b']:.4f}")
+    fids = {"AtoB": fid_metric(), "BtoA": fid_metric()}
+    if fids["AtoB"] is None:
+        print(f"FID   not computed: {fid_unavailable_reason()}")
+        res["fid_a_to_b"] = res["fid_b_to_a"] = None
+        return res
+    with torch.no_grad():
+        for b in loader:  # translated images against the real images of their target domain
+            a, bb = b["A"].to(model.device), b["B"].to(model.device)
+            for key, src, real in (("AtoB", a, bb), ("BtoA", bb, a)):
+                fids[key].update(((real.float().cpu() + 1) / 2), real=True)
+                fids[key].update(((model.translate(src, key).float().cpu() + 1) / 2), real=False)
+    res["fid_a_to_b"], res["fid_b_to_a"] = (fids[k].compute().item() for k in ("AtoB", "BtoA"))
+    print(f"FID   A->B {res['fid_a_to_b']:.2f}   B->A {res['fid_b_to_a']:.2f}")
     return res
 
 
@@ -149,8 +178,8 @@ def main(argv=None):
             raise CondganError(f"{args.run} has no best checkpoint ({run})")
     model, cfg, info = models.load(run, device)
     t0 = time.time()
-    if info.kind == "paired":
-        res = evaluate_paired(model, cfg, args)
+    if info.kind in ("paired", "unpaired"):
+        res = (evaluate_paired if info.kind == "paired" else evaluate_unpaired)(model, cfg, args)
         print(f"({time.time() - t0:.0f} s)")
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=2) + "\n")

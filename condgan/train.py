@@ -105,7 +105,7 @@ def run(cfg, resume: dict | None = None, run_dir: Path | None = None, show_confi
     if show_config:  # once the data is known to load, so a bad --data gives just its error
         print_config(cfg)
     val_dataset = None
-    if models.data_kind(cfg.model) == "paired":
+    if models.data_kind(cfg.model) in ("paired", "unpaired"):
         val_dataset, _ = data_lib.for_config(cfg, "val")
     seed_everything(cfg.seed)
     model = models.build(cfg, info)
@@ -116,6 +116,9 @@ def run(cfg, resume: dict | None = None, run_dir: Path | None = None, show_confi
     if info.kind == "paired":
         what = (f"{len(dataset)} training pairs ({len(val_dataset)} validation), {info.in_channels} -> "
                 f"{info.channels} channels, trained at {info.height}x{info.width}")
+    elif info.kind == "unpaired":
+        what = (f"{len(dataset.a)} A and {len(dataset.b)} B training images ({info.in_channels} and "
+                f"{info.channels} channels), trained at {info.height}x{info.width}")
     else:
         what = f"{len(dataset)} images {info.channels}x{info.height}x{info.width}, {info.num_classes} classes"
     print(f"run directory: {run_dir}\ndata: {info.name}, {what}\ndevice: {device}  parameters: "

@@ -1,11 +1,12 @@
-"""Translate images with a trained translation run (pix2pix).
+"""Translate images with a trained translation run (pix2pix, CycleGAN).
 
     python -m condgan.translate RUN_OR_CKPT INPUT --out DIR
 
 INPUT is one image or a folder of images, any size (the generator pads to its
 multiple and crops back). Writes DIR/<name>.png per input and DIR/index.html
 showing input | output side by side, plus the target when the inputs are
-aligned A|B pairs (--aligned) as in the pix2pix datasets.
+aligned A|B pairs (--aligned) as in the pix2pix datasets. A CycleGAN run
+translates either way (--direction AtoB or BtoA).
 """
 from __future__ import annotations
 
@@ -101,14 +102,22 @@ def write_html(out: Path, rows: list[dict], title: str) -> Path:
 
 
 def translate_files(model, files: list[Path], out: Path, batch_size: int = 8, aligned: bool = False,
-                    html_page: bool = True, progress: bool = True, title: str = "condgan translations") -> list[Path]:
+                    html_page: bool = True, progress: bool = True, title: str = "condgan translations",
+                    direction: str | None = None) -> list[Path]:
     """Translate `files` into `out`; same-size images are batched. Returns the output paths."""
     info, cfg = model.info, model.cfg
-    swap = getattr(cfg, "direction", "AtoB") == "BtoA"
+    trained = getattr(cfg, "direction", "AtoB")
+    direction = direction or trained
+    both_ways = hasattr(model, "io_channels")
+    if direction != trained and not both_ways:
+        raise CondganError(f"this {cfg.model} run translates {trained} only")
+    cin, cout = model.io_channels(direction) if both_ways else (info.in_channels, info.channels)
+    swap = direction == "BtoA"
+    run = (lambda x: model.translate(x, direction)) if both_ways else model.translate
     by_size = defaultdict(list)
     loaded = {}
     for f in files:
-        src, tgt = load_pair(f, info.in_channels, info.channels, aligned, swap)
+        src, tgt = load_pair(f, cin, cout, aligned, swap)
         loaded[f] = (src, tgt)
         by_size[src.shape[:2]].append(f)
     out.mkdir(parents=True, exist_ok=True)
@@ -118,7 +127,7 @@ def translate_files(model, files: list[Path], out: Path, batch_size: int = 8, al
         for i in range(0, len(group), batch_size):
             chunk = group[i:i + batch_size]
             x = torch.stack([to_tensor(loaded[f][0]) for f in chunk]).to(model.device)
-            y = model.translate(x)
+            y = run(x)
             for f, yi in zip(chunk, y):
                 outputs[f] = save_array(to_uint8(yi), out / f"{f.stem}.png")
                 row = {"name": f.name, "output": outputs[f].name}
@@ -143,6 +152,8 @@ def main(argv=None):
     p.add_argument("--best", action="store_true", help="use the run's best-validation checkpoint (best.pt)")
     p.add_argument("--aligned", action="store_true",
                    help="inputs are A|B side-by-side pairs: translate one half, show the other as the target")
+    p.add_argument("--direction", choices=["AtoB", "BtoA"],
+                   help="CycleGAN: which generator to use (default: the run's --direction)")
     p.add_argument("--batch-size", type=int, default=8, help="images per batch (same-size images are batched)")
     p.add_argument("--no-html", action="store_true", help="skip the index.html page")
     p.add_argument("--device", default="auto")
@@ -162,8 +173,9 @@ def main(argv=None):
                            f"(use condgan.sample for class-conditional runs)")
     files = list_inputs(Path(args.input))
     out = Path(args.out)
+    direction = args.direction or cfg.direction
     translate_files(model, files, out, args.batch_size, args.aligned, not args.no_html, not args.no_progress,
-                    title=f"{cfg.model} {cfg.direction}: {args.run}")
+                    title=f"{cfg.model} {direction}: {args.run}", direction=direction)
     page = "" if args.no_html else f"; side by side: {out / 'index.html'}"
     print(f"translated {len(files)} image(s) into {out}{page}")
     return 0

@@ -396,3 +396,30 @@ def test_disk_full_while_downloading(server, root, monkeypatch):
         fetch(MAPS, root, progress=False)
     assert not (root / "pix2pix" / "downloads" / "maps.tar.gz").exists()
     assert_nothing_extracted(root)
+
+
+def test_train_cli_downloads_maps_then_trains_from_the_cache(server, root, monkeypatch, capsys):
+    """`python -m condgan.train --model pix2pix --data maps` end to end against the local server."""
+    from condgan import train
+    make_tar(server.folder / "maps.tar.gz", maps_files())
+    monkeypatch.setenv("CONDGAN_DATA", str(root))
+    flags = ["--model", "pix2pix", "--data", "maps", "--crop-size", "8", "--load-size", "8", "--unet-depth", "3",
+             "--g-width", "4", "--d-width", "4", "--d-layers", "1", "--epochs", "1", "--no-progress",
+             "--workers", "0", "--val-images", "1", "--sample-pairs", "1"]
+    assert train.main(flags + ["--out", str(root.parent / "run1")]) == 0
+    assert_dataset(root / "pix2pix" / "maps")
+    assert "data: maps, 2 training pairs (1 validation)" in capsys.readouterr().out
+    server.shutdown()  # the second run must not need the network
+    assert train.main(flags + ["--out", str(root.parent / "run2")]) == 0
+    assert len(server.requests) == 1
+
+
+def test_train_cli_offline_is_one_sentence(root, monkeypatch, capsys):
+    from condgan import train
+    monkeypatch.setenv("CONDGAN_PIX2PIX_URL", f"http://127.0.0.1:{free_port()}/")
+    monkeypatch.setenv("CONDGAN_DATA", str(root))
+    with pytest.raises(SystemExit) as e:
+        train.main(["--model", "pix2pix", "--data", "maps", "--out", str(root.parent / "run")])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and err.startswith("condgan.train: error:") and "\n" not in err
+    assert "maps.tar.gz" in err

@@ -29,3 +29,22 @@ def test_digits_on_request_rejects_non_digits(tmp_path):
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "between 0 and 9" in proc.stderr
+
+
+def test_aerial_to_map_trains_translates_and_reuses_the_run(tmp_path):
+    out = tmp_path / "maps"
+    script = str(ROOT / "examples" / "aerial_to_map.py")
+    proc = subprocess.run([sys.executable, script, "--steps", "2", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((out / "translated").glob("*.png"))) == 8
+    assert "_target.png" in (out / "translated" / "index.html").read_text()
+    assert Image.open(out / "strip.png").size == (3 * 128 + 4 * 2, 4 * 128 + 5 * 2)
+    # the user's own images, any size, with the trained run
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    Image.new("RGB", (150, 90), (90, 120, 60)).save(mine / "tile.jpg")
+    proc = subprocess.run([sys.executable, script, "--run", str(out / "run"), "--images", str(mine),
+                           "--out", str(tmp_path / "o2")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(tmp_path / "o2" / "translated" / "tile.png").size == (150, 90)

@@ -16,14 +16,14 @@ from ..errors import DataError
 
 @dataclass
 class DataInfo:
-    kind: str  # "labelled" (class-conditional), "paired" (translation)
+    kind: str  # "labelled" (class-conditional), "paired" or "unpaired" (translation)
     name: str
     channels: int
     height: int
     width: int
     num_classes: int = 0
     class_names: list = field(default_factory=list)
-    in_channels: int = 0  # translation: channels of the input images ("channels" are the output's)
+    in_channels: int = 0  # translation: channels of the input (A) images ("channels" are the output's, B)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,9 +44,13 @@ LABELLED_NAMES = ("digits", "mnist", "fashion-mnist")
 def for_config(cfg, split: str = "train"):
     """(dataset, DataInfo) for a training config: labelled data, or paired data for translation models."""
     from ..models import data_kind
-    if data_kind(cfg.model) == "paired":
+    kind = data_kind(cfg.model)
+    if kind == "paired":
         from .paired import build as build_paired
         return build_paired(cfg, split)
+    if kind == "unpaired":
+        from .unpaired import build as build_unpaired
+        return build_unpaired(cfg, split)
     return build(cfg.data, split, cfg.data_root or None, cfg.image_size)
 
 

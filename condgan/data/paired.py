@@ -13,16 +13,20 @@ picks which side is the input) plus "name". One random augmentation
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import albumentations as A
-import cv2
-import numpy as np
-import torch
-from PIL import Image, UnidentifiedImageError
+# albumentations asks PyPI for its latest version on import; condgan never touches the network unasked
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from ..errors import DataError
-from . import DataInfo
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image, UnidentifiedImageError  # noqa: E402
+
+from ..errors import DataError  # noqa: E402
+from . import DataInfo  # noqa: E402
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 SPLIT_FALLBACKS = {"train": ("train",), "val": ("val", "test"), "test": ("test", "val")}

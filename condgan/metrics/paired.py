@@ -33,16 +33,21 @@ def fid_unavailable_reason() -> str | None:
     return None
 
 
+def fid_metric():
+    """A torchmetrics Inception FID on the local weights (images in [0, 1]), or None when unavailable."""
+    if fid_unavailable_reason() is not None:
+        return None
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    return FrechetInceptionDistance(feature=2048, normalize=True,
+                                    feature_extractor_weights_path=str(inception_weights()))
+
+
 @torch.no_grad()
 def evaluate_pairs(model, loader, device, progress: bool = True) -> dict:
     """Mean L1 (on [-1, 1] images), PSNR (dB) and SSIM (on [0, 1]) over a loader of {input, target}."""
-    fid = None
-    if fid_unavailable_reason() is None:
-        from torchmetrics.image.fid import FrechetInceptionDistance
-        fid = FrechetInceptionDistance(feature=2048, normalize=True,
-                                       feature_extractor_weights_path=str(inception_weights()))
+    fid = fid_metric()
     sums, n = {"l1": 0.0, "psnr": 0.0, "ssim": 0.0}, 0
-    baseline = 0.0
+    base = {"l1": 0.0, "psnr": 0.0}
     for b in tqdm(loader, unit="batch", disable=not progress, desc="evaluate"):
         src, tgt = b["input"].to(device), b["target"].to(device).float()
         out = model.translate(src).float()
@@ -53,13 +58,17 @@ def evaluate_pairs(model, loader, device, progress: bool = True) -> dict:
                                                 dim=(1, 2, 3)).sum().item()
         sums["ssim"] += structural_similarity_index_measure(o01, t01, data_range=1.0, reduction="none").sum().item()
         if src.shape[1] == tgt.shape[1]:  # how far the untranslated input already is from the target
-            baseline += (src.float() - tgt).abs().flatten(1).mean(1).sum().item()
+            base["l1"] += (src.float() - tgt).abs().flatten(1).mean(1).sum().item()
+            base["psnr"] += peak_signal_noise_ratio((src.float() + 1) / 2, t01, data_range=1.0, reduction="none",
+                                                    dim=(1, 2, 3)).sum().item()
         if fid is not None and out.shape[1] == 3:
             fid.update(t01.cpu(), real=True)
             fid.update(o01.cpu(), real=False)
         n += k
     res = {k: v / max(n, 1) for k, v in sums.items()}
     res["n"] = n
-    res["l1_input_copy"] = baseline / max(n, 1) if baseline else None
+    same_channels = base["l1"] > 0
+    res["l1_input_copy"] = base["l1"] / max(n, 1) if same_channels else None
+    res["psnr_input_copy"] = base["psnr"] / max(n, 1) if same_channels else None
     res["fid"] = fid.compute().item() if fid is not None and n > 1 else None
     return res

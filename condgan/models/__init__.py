@@ -8,6 +8,7 @@ from ..errors import CondganError
 REGISTRY = {
     "cgan": ("condgan.models.cgan", "CGANConfig", "CGAN"),
     "pix2pix": ("condgan.models.pix2pix", "Pix2PixConfig", "Pix2Pix"),
+    "cyclegan": ("condgan.models.cyclegan", "CycleGANConfig", "CycleGAN"),
 }
 
 
@@ -24,7 +25,7 @@ def config_class(name: str):
 
 
 def data_kind(name: str) -> str:
-    """The kind of data the model trains on: "labelled" or "paired"."""
+    """The kind of data the model trains on: "labelled", "paired" or "unpaired"."""
     return getattr(_lookup(name)[1], "data_kind", "labelled")
 
 

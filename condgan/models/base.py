@@ -16,6 +16,8 @@ class GANModel(nn.Module):
     step_phase = "G"
     #: data the model trains on ("labelled", "paired")
     data_kind = "labelled"
+    #: whether --channels-last applies on CPU too (it is measured per model; GPUs always honour it)
+    channels_last_on_cpu = True
     #: name of the metric returned by validation() (lower is better); None: no validation
     validation_metric = None
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from .. import ops
 from .layers import init_weights
+from .small_conv import Conv4x2, ConvT4x2
 
 NORMS = ("batch", "instance", "none")
 
@@ -65,7 +66,7 @@ class UNetGenerator(nn.Module):
         self.down_norm = nn.ModuleList()
         for i in range(depth):
             cin = in_channels if i == 0 else widths[i - 1]
-            self.down.append(nn.Conv2d(cin, widths[i], 4, 2, 1, bias=bias))
+            self.down.append(Conv4x2(cin, widths[i], bias=bias))
             inner = 0 < i < depth - 1
             self.down_norm.append(norm_layer(norm, widths[i]) if inner else nn.Identity())
         self.up = nn.ModuleList()
@@ -74,7 +75,7 @@ class UNetGenerator(nn.Module):
         for i in range(depth):
             cin = widths[i] if i == depth - 1 else 2 * widths[i]
             cout = out_channels if i == 0 else widths[i - 1]
-            self.up.append(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=bias or i == 0))
+            self.up.append(ConvT4x2(cin, cout, bias=bias or i == 0))
             self.up_norm.append(norm_layer(norm, cout) if i > 0 else nn.Identity())
             # dropout in the decoder blocks between the innermost and the first 16x-width one
             self.up_drop.append(nn.Dropout(0.5) if dropout and 4 <= i <= depth - 2 else nn.Identity())

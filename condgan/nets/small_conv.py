@@ -1,0 +1,62 @@
+"""4x4 stride-2 convolutions that switch to one matrix product on small feature maps.
+
+At the bottom of a U-Net the feature maps are 1x1 to 8x8 while the weights
+are large (up to 1024x512x4x4). There the library convolution spends most of
+its time on per-call overheads and weight reorders rather than arithmetic,
+fused or not. Written as im2col/col2im around a single GEMM, the same
+convolution is one pass over the weights per direction, and autograd's
+matmul backward gives both gradients. Same parameters and state-dict keys as
+nn.Conv2d / nn.ConvTranspose2d, same results up to float rounding; large maps,
+other devices and ONNX export use the library path.
+
+Measured on 2 CPU cores (fwd + bwd, median of 7, batch 1 / 8): 512->512 conv
+on an 8x8 map 1.6x / 1.4x faster, on 2x2 2.3x / 3.1x; 1024->512 transposed
+conv on 4x4 1.8x / 1.9x, on 8x8 2.1x / 1.2x (benchmarks/bench_pix2pix.py has
+the end-to-end effect).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SMALL = 64  # feature maps up to 8x8 (input side) take the GEMM path
+
+
+def _gemm_ok(x: torch.Tensor) -> bool:
+    return (x.device.type == "cpu" and x.dim() == 4 and x.shape[-2] * x.shape[-1] <= SMALL
+            and not torch.onnx.is_in_onnx_export() and not torch.compiler.is_compiling())
+
+
+class Conv4x2(nn.Conv2d):
+    """nn.Conv2d(cin, cout, 4, stride 2, padding 1)."""
+
+    def __init__(self, cin: int, cout: int, bias: bool = True):
+        super().__init__(cin, cout, 4, 2, 1, bias=bias)
+
+    def forward(self, x):
+        if not _gemm_ok(x):
+            return super().forward(x)
+        n, cin, h, w = x.shape
+        cols = F.unfold(x, 4, padding=1, stride=2)  # (n, cin*16, L)
+        ho, wo = (h + 2 - 4) // 2 + 1, (w + 2 - 4) // 2 + 1
+        out = self.weight.reshape(self.out_channels, cin * 16) @ cols.transpose(0, 1).reshape(cin * 16, -1)
+        out = out.reshape(self.out_channels, n, ho, wo).transpose(0, 1)
+        return out if self.bias is None else out + self.bias[:, None, None]
+
+
+class ConvT4x2(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d(cin, cout, 4, stride 2, padding 1): doubles H and W."""
+
+    def __init__(self, cin: int, cout: int, bias: bool = True):
+        super().__init__(cin, cout, 4, 2, 1, bias=bias)
+
+    def forward(self, x, output_size=None):
+        if output_size is not None or not _gemm_ok(x):
+            return super().forward(x, output_size)
+        n, cin, h, w = x.shape
+        cout = self.out_channels
+        cols = self.weight.reshape(cin, cout * 16).t() @ x.transpose(0, 1).reshape(cin, n * h * w)
+        cols = cols.reshape(cout * 16, n, h * w).transpose(0, 1)
+        out = F.fold(cols, (2 * h, 2 * w), 4, padding=1, stride=2)
+        return out if self.bias is None else out + self.bias[:, None, None]
