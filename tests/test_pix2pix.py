@@ -251,3 +251,10 @@ def test_evaluate_reports_l1_psnr_ssim_and_why_no_fid(tiny_run, tmp_path, capsys
 def test_load_rebuilds_the_run(tiny_run):
     model, cfg, info = models.load(tiny_run)
     assert cfg.model == "pix2pix" and info.kind == "paired" and info.in_channels == 3
+
+
+def test_pix2pix_takes_the_resnet_generator():
+    cfg = Pix2PixConfig(generator="resnet_6blocks", g_width=4, d_width=4, crop_size=32)
+    model = Pix2Pix(cfg, DataInfo("paired", "t", 3, 32, 32, in_channels=1))
+    assert type(model.G).__name__ == "ResnetGenerator"
+    assert model.translate(torch.randn(1, 1, 40, 24)).shape == (1, 3, 40, 24)

@@ -19,13 +19,11 @@ from torch import nn
 from .. import losses
 from ..config import TrainConfig, opt
 from ..errors import CondganError
-from ..nets.resnet import UPSAMPLING, ResnetGenerator
-from ..nets.unet import NORMS, UNetGenerator
+from ..nets.resnet import UPSAMPLING
+from ..nets.unet import NORMS
 from .base import GANModel
-from .pix2pix import GAN_LOSSES, PREPROCESS, as_rgb, build_discriminator
+from .pix2pix import GAN_LOSSES, GENERATORS, PREPROCESS, as_rgb, build_discriminator, build_generator
 
-GENERATORS = {"resnet_9blocks": ("resnet", 9), "resnet_6blocks": ("resnet", 6),
-              "unet_256": ("unet", 8), "unet_128": ("unet", 7)}
 
 
 @dataclass
@@ -42,6 +40,7 @@ class CycleGANConfig(TrainConfig):
     direction: str = opt("AtoB", "the direction `condgan.translate` uses unless told otherwise",
                          choices=["AtoB", "BtoA"], resumable=True)
     generator: str = opt("resnet_9blocks", "generator architecture", choices=list(GENERATORS))
+    unet_depth: int = opt(0, "U-Net levels, overriding a unet --generator preset (0: from --generator)")
     resnet_blocks: int = opt(0, "residual blocks, overriding the --generator preset (0: from --generator)")
     upsampling: str = opt("transpose", "ResNet decoder: transposed convolutions (reference) or resize + conv "
                           "(no checkerboard artifacts)", choices=list(UPSAMPLING))
@@ -121,7 +120,7 @@ class CycleGAN(GANModel):
     def __init__(self, cfg: CycleGANConfig, info):
         super().__init__(cfg, info)
         ca, cb = info.in_channels, info.channels
-        self.G_A, self.G_B = self._generator(ca, cb), self._generator(cb, ca)
+        self.G_A, self.G_B = build_generator(cfg, ca, cb), build_generator(cfg, cb, ca)
         self.D_A, self.D_B = build_discriminator(cfg, cb), build_discriminator(cfg, ca)
         h = w = cfg.crop_size
         self.pool_A = ImagePool(cfg.pool_size, cb, h, w)  # fakes of domain B, for D_A
@@ -130,13 +129,6 @@ class CycleGAN(GANModel):
         if cfg.identity_weight > 0 and ca != cb:
             raise CondganError(f"the identity loss needs the same channel count in both domains (A has {ca}, "
                                f"B has {cb}); use --identity-weight 0")
-
-    def _generator(self, cin, cout):
-        c = self.cfg
-        kind, n = GENERATORS[c.generator]
-        if kind == "resnet":
-            return ResnetGenerator(cin, cout, c.resnet_blocks or n, c.g_width, c.norm, c.dropout, c.upsampling)
-        return UNetGenerator(cin, cout, n, c.g_width, c.norm, c.dropout)
 
     def optimizers(self):
         return {"G": self.adam(itertools.chain(self.G_A.parameters(), self.G_B.parameters())),

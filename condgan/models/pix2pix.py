@@ -16,10 +16,12 @@ from .. import losses
 from ..config import TrainConfig, opt
 from ..errors import CondganError
 from ..nets.patchgan import PatchDiscriminator, PixelDiscriminator
+from ..nets.resnet import ResnetGenerator
 from ..nets.unet import NORMS, UNetGenerator
 from .base import GANModel
 
-GENERATORS = {"unet_256": 8, "unet_128": 7}
+GENERATORS = {"unet_256": ("unet", 8), "unet_128": ("unet", 7),
+              "resnet_9blocks": ("resnet", 9), "resnet_6blocks": ("resnet", 6)}
 GAN_LOSSES = {"vanilla": "ns", "lsgan": "lsgan", "hinge": "hinge"}
 PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 
@@ -38,8 +40,8 @@ class Pix2PixConfig(TrainConfig):
     decay_epochs: int = opt(-1, "final epochs over which the rate decays linearly to 0 (-1: the second half "
                             "of --epochs, 100 of 200 by default)")
     direction: str = opt("AtoB", "translate A into B, or B into A", choices=["AtoB", "BtoA"])
-    generator: str = opt("unet_256", "generator architecture (unet_256: 8 levels, unet_128: 7)",
-                         choices=list(GENERATORS))
+    generator: str = opt("unet_256", "generator architecture (unet_256: 8 levels, unet_128: 7; or the "
+                         "ResNet generator of CycleGAN)", choices=list(GENERATORS))
     unet_depth: int = opt(0, "U-Net levels, overriding the --generator preset (0: from --generator)")
     discriminator: str = opt("patch", "PatchGAN over --d-layers, or the 1x1 pixel discriminator",
                              choices=["patch", "pixel"])
@@ -72,9 +74,13 @@ class Pix2PixConfig(TrainConfig):
         if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.load_size < self.crop_size:
             raise CondganError(f"--load-size ({self.load_size}) must be at least --crop-size ({self.crop_size})")
 
-    @property
-    def depth(self) -> int:
-        return self.unet_depth or GENERATORS[self.generator]
+def build_generator(cfg, cin: int, cout: int):
+    """The generator named by cfg.generator (U-Net or ResNet), with the config's overrides."""
+    kind, n = GENERATORS[cfg.generator]
+    if kind == "resnet":
+        return ResnetGenerator(cin, cout, getattr(cfg, "resnet_blocks", 0) or n, cfg.g_width, cfg.norm,
+                               cfg.dropout, getattr(cfg, "upsampling", "transpose"))
+    return UNetGenerator(cin, cout, getattr(cfg, "unet_depth", 0) or n, cfg.g_width, cfg.norm, cfg.dropout)
 
 
 def build_discriminator(cfg, in_channels: int):
@@ -92,7 +98,7 @@ class Pix2Pix(GANModel):
     def __init__(self, cfg: Pix2PixConfig, info):
         super().__init__(cfg, info)
         cin, cout = info.in_channels, info.channels
-        self.G = UNetGenerator(cin, cout, cfg.depth, cfg.g_width, cfg.norm, cfg.dropout)
+        self.G = build_generator(cfg, cin, cout)
         self.D = build_discriminator(cfg, cin + cout)
         self._fake = None
 
