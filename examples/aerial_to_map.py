@@ -42,7 +42,8 @@ def main() -> None:
                  "--max-steps", str(args.steps), "--epochs", str(max(1, -(-args.steps // 400))),
                  "--seed", str(args.seed), "--out", str(run_dir)]
         if (run_dir / "checkpoints" / "last.pt").exists():
-            flags = ["--resume", str(run_dir), "--max-steps", str(args.steps)]
+            flags = ["--resume", str(run_dir), "--max-steps", str(args.steps),
+                     "--epochs", str(max(1, -(-args.steps // 400)))]
         condgan_train.main(flags)
 
     model, cfg, info = models.load(run_dir, "cpu")

@@ -48,3 +48,20 @@ def test_aerial_to_map_trains_translates_and_reuses_the_run(tmp_path):
                            "--out", str(tmp_path / "o2")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert Image.open(tmp_path / "o2" / "translated" / "tile.png").size == (150, 90)
+
+
+def test_unpaired_maps_trains_and_translates_both_ways(tmp_path):
+    out = tmp_path / "u"
+    script = str(ROOT / "examples" / "unpaired_maps.py")
+    proc = subprocess.run([sys.executable, script, "--steps", "2", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(out / "strip.png").size == (3 * 64 + 4 * 2, 8 * 64 + 9 * 2)
+    mine = tmp_path / "maps"
+    mine.mkdir()
+    Image.new("RGB", (70, 50), (240, 230, 210)).save(mine / "m.png")
+    proc = subprocess.run([sys.executable, script, "--run", str(out / "run"), "--images", str(mine),
+                           "--direction", "BtoA", "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(tmp_path / "o" / "translated" / "m.png").size == (70, 50)
