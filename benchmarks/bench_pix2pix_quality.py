@@ -23,7 +23,7 @@ from condgan import train as condgan_train
 from condgan.checkpoint import save_image_atomic
 from condgan.data import for_config
 from condgan.metrics.paired import evaluate_pairs
-from condgan.models.pix2pix import as_rgb
+from condgan.models.translation import as_rgb
 
 
 def main():

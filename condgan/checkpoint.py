@@ -86,6 +86,17 @@ def resolve(path: str | Path) -> Path:
     raise CheckpointError(f"{path} is neither a checkpoint file nor a run directory")
 
 
+def resolve_best(path: str | Path) -> Path:
+    """A run directory -> its best-validation checkpoint (best.pt); a file is returned as is."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    best = path / "checkpoints" / BEST
+    if not best.is_file():
+        raise CheckpointError(f"{path} has no best checkpoint ({best}); drop --best to use the last one")
+    return best
+
+
 def load(path: str | Path, map_location="cpu") -> dict:
     """Load a checkpoint with weights_only=True (no arbitrary code from the file)."""
     file = resolve(path)

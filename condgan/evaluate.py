@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from . import checkpoint as ckpt_io
 from . import data as data_lib
 from . import models
 from .config import _Parser
@@ -171,11 +172,7 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=8)
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     device = pick_device(args.device)
-    run = Path(args.run)
-    if args.best:
-        run = run / "checkpoints" / "best.pt" if run.is_dir() else run
-        if not run.is_file():
-            raise CondganError(f"{args.run} has no best checkpoint ({run})")
+    run = ckpt_io.resolve_best(args.run) if args.best else Path(args.run)
     model, cfg, info = models.load(run, device)
     t0 = time.time()
     if info.kind in ("paired", "unpaired"):

@@ -161,11 +161,7 @@ def main(argv=None):
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     if args.batch_size <= 0:
         raise CondganError("--batch-size must be positive")
-    run = Path(args.run)
-    if args.best:
-        run = run / "checkpoints" / ckpt_io.BEST if run.is_dir() else run
-        if not run.is_file():
-            raise CondganError(f"{args.run} has no best checkpoint ({run}); drop --best to use the last one")
+    run = ckpt_io.resolve_best(args.run) if args.best else Path(args.run)
     device = pick_device(args.device)
     model, cfg, info = models.load(run, device)
     if not hasattr(model, "translate"):

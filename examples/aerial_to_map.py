@@ -22,7 +22,7 @@ from condgan import models
 from condgan import train as condgan_train
 from condgan.checkpoint import save_image_atomic
 from condgan.data.procedural_maps import write_folder
-from condgan.models.pix2pix import as_rgb
+from condgan.models.translation import as_rgb
 from condgan.translate import list_inputs, translate_files
 
 

@@ -131,3 +131,8 @@ def test_folder_data_survives_bad_files_and_translates_both_ways(tmp_path, capsy
     assert evaluate.main([str(run), "--json", str(tmp_path / "e.json")]) == 0
     res = json.loads((tmp_path / "e.json").read_text())
     assert res["n"] == 5 and 0 < res["cycle_l1_a"] < 2 and res["fid_a_to_b"] is None
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:  # CycleGAN keeps no best.pt
+        evaluate.main([str(run), "--best"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "has no best checkpoint" in err and "\n" not in err

@@ -17,58 +17,32 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import losses
-from ..config import TrainConfig, opt
+from ..config import opt
 from ..errors import CondganError
-from ..nets.resnet import UPSAMPLING
 from ..nets.unet import NORMS
 from .base import GANModel
-from .pix2pix import GAN_LOSSES, GENERATORS, PREPROCESS, as_rgb, build_discriminator, build_generator
-
+from .translation import GAN_LOSSES, GENERATORS, TranslationConfig, as_rgb, build_discriminator, build_generator
 
 
 @dataclass
-class CycleGANConfig(TrainConfig):
+class CycleGANConfig(TranslationConfig):
     model: str = opt("cyclegan", "model to train (see the registry in condgan.models)")
     data: str = opt("procedural-maps", "unpaired data: procedural-maps (generated offline), an official archive "
                     "(horse2zebra, monet2photo, ...) or a folder with trainA/ and trainB/")
-    epochs: int = opt(200, "passes over the A images (the last --decay-epochs decay the rate)", resumable=True)
-    batch_size: int = opt(1, "images per batch")
-    lr: float = opt(2e-4, "learning rate of both optimizers")
-    beta1: float = opt(0.5, "Adam beta1")
-    lr_schedule: str = opt("linear", "learning-rate schedule", choices=["constant", "linear"])
-    decay_epochs: int = opt(-1, "final epochs over which the rate decays linearly to 0 (-1: the second half)")
     direction: str = opt("AtoB", "the direction `condgan.translate` uses unless told otherwise",
                          choices=["AtoB", "BtoA"], resumable=True)
     generator: str = opt("resnet_9blocks", "generator architecture", choices=list(GENERATORS))
-    unet_depth: int = opt(0, "U-Net levels, overriding a unet --generator preset (0: from --generator)")
-    resnet_blocks: int = opt(0, "residual blocks, overriding the --generator preset (0: from --generator)")
-    upsampling: str = opt("transpose", "ResNet decoder: transposed convolutions (reference) or resize + conv "
-                          "(no checkerboard artifacts)", choices=list(UPSAMPLING))
-    discriminator: str = opt("patch", "PatchGAN over --d-layers, or the 1x1 pixel discriminator",
-                             choices=["patch", "pixel"])
-    d_layers: int = opt(3, "stride-2 layers of the PatchGAN (3: 70x70 patches)")
-    g_width: int = opt(64, "generator channels at the first layer")
-    d_width: int = opt(64, "discriminator channels at the first layer")
     norm: str = opt("instance", "normalisation in all nets", choices=list(NORMS))
-    dropout: bool = opt(False, "dropout in the generators")
+    dropout: bool = opt(False, "dropout 0.5 in the generators")
     gan_loss: str = opt("lsgan", "adversarial loss", choices=list(GAN_LOSSES))
     cycle_weight: float = opt(10.0, "weight of each cycle-consistency L1 (A->B->A and B->A->B)")
     identity_weight: float = opt(0.5, "identity loss weight as a fraction of --cycle-weight (0: off)")
     pool_size: int = opt(50, "earlier fakes kept per discriminator (0: no pool)")
-    load_size: int = opt(286, "resize images to this size before cropping")
-    crop_size: int = opt(256, "training crop size")
-    preprocess: str = opt("resize_and_crop", "training-time resizing and cropping", choices=list(PREPROCESS))
-    flip: bool = opt(True, "random horizontal flips")
     sample_pairs: int = opt(3, "test images per domain in the per-epoch sample grid")
 
     def validate(self) -> None:
         super().validate()
-        if self.image_size:
-            raise CondganError("CycleGAN sizes are set with --load-size and --crop-size, not --image-size")
-        for name in ("d_layers", "g_width", "d_width", "load_size", "crop_size"):
-            if getattr(self, name) <= 0:
-                raise CondganError(f"--{name.replace('_', '-')} must be positive")
-        for name in ("cycle_weight", "identity_weight", "pool_size", "resnet_blocks", "sample_pairs"):
+        for name in ("cycle_weight", "identity_weight", "pool_size"):
             if getattr(self, name) < 0:
                 raise CondganError(f"--{name.replace('_', '-')} cannot be negative")
         if self.pool_size and self.preprocess not in ("resize_and_crop", "crop", "scale_width_and_crop"):
