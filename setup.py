@@ -68,6 +68,9 @@ setup(
         "torchmetrics>=1.3",
         "ninja>=1.11",
         "albumentations>=2.0",  # paired augmentation: one random draw applied to A and B alike
+        "onnx>=1.16",  # condgan.export: the model file, its metadata and checker
+        "onnxscript>=0.2",  # torch.onnx's exporter needs it
+        "onnxruntime>=1.18",  # condgan.export checks every exported model against PyTorch
     ],
     extras_require={
         "dev": ["pytest>=7.4", "pytest-timeout>=2.2"],
@@ -78,6 +81,7 @@ setup(
         "console_scripts": [
             "condgan-train=condgan.train:main",
             "condgan-sample=condgan.sample:main",
+            "condgan-export=condgan.export:main",
             "condgan-evaluate=condgan.evaluate:main",
             "condgan-translate=condgan.translate:main",
         ]

@@ -33,20 +33,28 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
-    """Pad H and W up to a multiple (centred; reflection where it fits, else edge replication)."""
+def _tracing() -> bool:
+    return torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple]:
+    """Pad H and W up to a multiple, centred, by edge replication.
+
+    Edge replication works for any amount of padding (reflection cannot pad by
+    more than the image's size), and the same code runs with symbolic sizes, so
+    an exported graph pads exactly as eager PyTorch does.
+    """
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
-    if not ph and not pw:
+    if not _tracing() and not ph and not pw:
         return x, (0, 0, 0, 0)
     pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
-    mode = "reflect" if max(pad[:2]) < w and max(pad[2:]) < h else "replicate"
-    return F.pad(x, pad, mode=mode), pad
+    return F.pad(x, pad, mode="replicate"), pad
 
 
-def crop_padding(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
+def crop_padding(x: torch.Tensor, pad: tuple) -> torch.Tensor:
     left, right, top, bottom = pad
-    if not any(pad):
+    if not _tracing() and not any(pad):
         return x
     return x[..., top:x.shape[-2] - bottom, left:x.shape[-1] - right]
 
