@@ -82,6 +82,7 @@ setup(
             "condgan-train=condgan.train:main",
             "condgan-sample=condgan.sample:main",
             "condgan-export=condgan.export:main",
+            "condgan-bench=condgan.bench:main",
             "condgan-evaluate=condgan.evaluate:main",
             "condgan-translate=condgan.translate:main",
         ]

@@ -32,9 +32,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import __version__
+from . import __version__, models
 from . import checkpoint as ckpt_io
-from . import models
 from .config import _Parser
 from .errors import CondganError, cli_entry
 

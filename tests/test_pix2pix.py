@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,6 @@ from condgan.errors import DataError
 from condgan.models.pix2pix import Pix2Pix, Pix2PixConfig
 from condgan.nets.patchgan import PatchDiscriminator, PixelDiscriminator, receptive_field
 from condgan.nets.unet import UNetGenerator
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 TINY = ["--model", "pix2pix", "--procedural-train", "4", "--crop-size", "32", "--load-size", "36",
         "--unet-depth", "5", "--g-width", "4", "--d-width", "4", "--val-images", "2", "--sample-pairs", "2",
@@ -65,7 +62,7 @@ def test_patchgan_receptive_field_is_70():
 
 def test_same_function_as_the_reference_architecture():
     """With the reference's weights, our unet_256 and PatchGAN compute the same outputs."""
-    from reference_pix2pix import copy_weights_into, patchgan, unet_256
+    from condgan.bench.reference_pix2pix import copy_weights_into, patchgan, unet_256
     torch.manual_seed(0)
     ref_g, ref_d = unet_256(3, 3, ngf=8), patchgan(6, ndf=8)
     ours_g, ours_d = UNetGenerator(3, 3, 8, 8), PatchDiscriminator(6, 8, 3)

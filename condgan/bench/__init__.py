@@ -1,0 +1,257 @@
+"""Training and inference throughput: condgan vs a plain eager fp32 reference, side by side in one run.
+
+    python -m condgan.bench pix2pix [--batch-sizes 1 8] [--rounds 3] [--size 256] [--device auto]
+    python -m condgan.bench cyclegan
+    python -m condgan.bench cgan            (ours only: there is no reference architecture to compare)
+
+pix2pix: unet_256 + 70x70 PatchGAN, vanilla GAN + 100 x L1. CycleGAN: two
+resnet_9blocks generators and two 70x70 PatchGANs (instance norm), LSGAN,
+cycle 10 + identity 5, pools of 50. Adam (2e-4, 0.5/0.999) on both sides. The
+references (condgan/bench/reference_*.py) are written the plain way:
+nn.Sequential blocks, separate activation modules, NCHW, fp32. Before timing,
+the reference's weights are copied into ours and one generator forward is
+compared, so both compute the same model.
+
+Each timing runs in its own fresh process (neither inherits the other's
+allocator state), implementations alternating within each round so drifting
+load hits all alike. Training = one full step (every phase, optimizer steps
+included); inference = one generator forward in eval mode under
+torch.inference_mode. Reported: median images/s over rounds and the ratio to
+the reference; on CUDA also the share of the device's matmul rate (bf16 for
+the AMP variant, fp32 otherwise) that the training step reaches.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from .. import models
+from ..data import DataInfo
+from ..trainer import Trainer, amp_dtype, pick_device
+
+REFERENCE = "reference (eager fp32)"
+VARIANTS = {REFERENCE: "ref", "condgan": "ours", "condgan, AMP + channels_last": "ours-amp"}
+
+
+def _references():
+    from .reference_cyclegan import ReferenceCycleGAN
+    from .reference_pix2pix import ReferencePix2Pix
+    return {"pix2pix": ReferencePix2Pix, "cyclegan": ReferenceCycleGAN}
+
+
+class Ours:
+    """Our model and the Trainer's phase runner, without data loading."""
+
+    def __init__(self, name: str, size: int, device: torch.device, channels_last: bool, amp: str):
+        cfg = models.config_class(name)(**({"crop_size": size} if name != "cgan" else {}),
+                                        channels_last=channels_last, amp=amp)
+        kind = models.data_kind(name)
+        info = (DataInfo(kind, "bench", 3, size, size, in_channels=3) if kind != "labelled"
+                else DataInfo(kind, "bench", 1, 28, 28, num_classes=10))
+        self.name, self.cfg, self.model = name, cfg, models.build(cfg, info)
+        self.keys = {"paired": ("input", "target"), "unpaired": ("A", "B"), "labelled": ("image", "label")}[kind]
+        t = self.trainer = Trainer.__new__(Trainer)
+        t.cfg, t.model, t.device = cfg, self.model.to(device), device
+        t.amp = amp_dtype(amp, device)
+        t.layout = torch.channels_last if channels_last else torch.contiguous_format
+        self.model.to(memory_format=t.layout)
+        t.opts = self.model.optimizers()
+        t.scalers = {p: torch.amp.GradScaler(device.type, enabled=t.amp == torch.float16) for p in t.opts}
+
+    def batch(self, a, b):
+        if self.keys[1] == "label":
+            return {"image": a[:, :1, :28, :28].contiguous(), "label": torch.arange(a.shape[0], device=a.device) % 10}
+        layout = self.trainer.layout
+        return {self.keys[0]: a.contiguous(memory_format=layout), self.keys[1]: b.contiguous(memory_format=layout)}
+
+    def step(self, batch):
+        for phase in self.model.phases(0):
+            self.trainer._run_phase(phase, batch)
+
+    def infer(self, batch):
+        autocast = torch.autocast(self.trainer.device.type, self.trainer.amp, enabled=self.trainer.amp is not None)
+        with torch.inference_mode(), autocast:
+            if self.keys[1] == "label":
+                return self.model.generate(batch["label"])
+            return self.model.translate(batch[self.keys[0]])
+
+
+@torch.no_grad()
+def check_same_model(name: str, device: torch.device, size: int) -> float:
+    """Copy the reference's weights into ours; max |difference| of one generator forward (eval mode)."""
+    from .reference_pix2pix import copy_weights_into
+    torch.manual_seed(0)
+    ref, ours = _references()[name](), Ours(name, size, device, False, "off")
+    if name == "pix2pix":
+        copy_weights_into(ours.model.G, ours.model.D, ref.G, ref.D)
+        pairs = [(ours.model.G, ref.G)]
+    else:  # same parameter order; our PatchGAN's first bias sits in its fused activation
+        pairs = [(getattr(ours.model, k), getattr(ref, k)) for k in ("G_A", "G_B", "D_A", "D_B")]
+        for mine, theirs in pairs:
+            for p, q in zip(mine.parameters(), theirs.parameters(), strict=True):
+                p.copy_(q)
+    g_ours, g_ref = pairs[0]
+    x = torch.randn(1, 3, size, size, device=device)
+    g_ref.to(device).eval()
+    g_ours.eval()
+    return (g_ref(x.clone()) - g_ours(x)).abs().max().item()
+
+
+def reference_on(name: str, device: torch.device):
+    ref = _references()[name]()
+    for k in ("G", "D", "G_A", "G_B", "D_A", "D_B"):
+        if hasattr(ref, k):
+            getattr(ref, k).to(device)
+    return ref
+
+
+def step_flops(name: str, size: int, device: torch.device) -> float:
+    """FLOPs of one reference training step on one image (convolutions and matmuls, as torch counts them)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    ref = reference_on(name, device)
+    a, b = torch.randn(2, 1, 3, size, size, device=device)
+    with FlopCounterMode(display=False) as counter:
+        ref.step(a, b)
+    return counter.get_total_flops()
+
+
+def timed(fn, n: int, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t) / n
+
+
+def matmul_rate(device: torch.device, dtype=torch.float32, n: int = 4096) -> float:
+    """FLOP/s of a large square matmul: what the convolutions could reach at best."""
+    x = torch.randn(n, n, device=device, dtype=dtype)
+    x @ x
+    return 2 * n ** 3 / timed(lambda: x @ x, 5, device)
+
+
+def worker(args) -> None:
+    """One implementation, one batch size, one mode: warm up, time, print seconds per call as JSON."""
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    a = torch.randn(args.worker_batch, 3, args.size, args.size, device=device)
+    b = torch.rand(args.worker_batch, 3, args.size, args.size, device=device) * 2 - 1
+    if args.worker == "ref":
+        ref = reference_on(args.model, device)
+        if args.mode == "train":
+            fn = lambda: ref.step(a, b)  # noqa: E731
+        else:
+            g = ref.G if hasattr(ref, "G") else ref.G_A
+            g.eval()
+
+            def fn():
+                with torch.inference_mode():
+                    g(a)
+    else:
+        amp = args.worker == "ours-amp"
+        ours = Ours(args.model, args.size, device, channels_last=amp, amp="auto" if amp else "off")
+        batch = ours.batch(a, b)
+        fn = (lambda: ours.step(batch)) if args.mode == "train" else (lambda: ours.infer(batch))  # noqa: E731
+    for _ in range(2):
+        fn()
+    print(json.dumps({"s_per_call": timed(fn, args.steps, device)}))
+
+
+def run_worker(variant: str, mode: str, bs: int, steps: int, args) -> float:
+    cmd = [sys.executable, "-m", "condgan.bench", args.model, "--worker", VARIANTS[variant], "--mode", mode,
+           "--worker-batch", str(bs), "--steps", str(steps), "--size", str(args.size), "--device", args.device]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise SystemExit(f"condgan.bench: the {variant} {mode} worker failed: {tail}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["s_per_call"]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="condgan.bench", description=__doc__.splitlines()[0])
+    p.add_argument("model", choices=["pix2pix", "cyclegan", "cgan"])
+    p.add_argument("--batch-sizes", type=int, nargs="+", help="default: 1 on CPU, 1 and 8 on GPUs")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=0, help="timed calls per round (default: 3 at batch 1, 1 above; "
+                                                         "10x that for inference and on GPUs)")
+    p.add_argument("--size", type=int, default=256, help="image size of the translation models")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, ...")
+    p.add_argument("--modes", nargs="+", default=["train", "infer"], choices=["train", "infer"])
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS),
+                   help="default: the reference and condgan; on CUDA also condgan with AMP + channels_last")
+    p.add_argument("--json", help="also write the results here")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--mode", default="train", help=argparse.SUPPRESS)
+    p.add_argument("--worker-batch", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.worker:
+        return worker(args)
+    device = pick_device(args.device)
+    args.device = str(device)
+    if args.model == "cgan":
+        args.size = 28  # the digits' size
+    gpu = device.type == "cuda"
+    has_ref = args.model != "cgan"
+    if has_ref and args.size % 256 and args.model == "pix2pix":
+        p.error("the unet_256 reference needs --size to be a multiple of 256")
+    variants = args.variants or ([REFERENCE] if has_ref else []) + ["condgan"] + (
+        ["condgan, AMP + channels_last"] if gpu else [])
+    if not has_ref:
+        variants = [v for v in variants if v != REFERENCE]
+    batch_sizes = args.batch_sizes or ([1, 8] if gpu else [1])
+    print(f"condgan.bench {args.model}: torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores visible, {torch.get_num_threads()} threads, device {device}"
+          + (f" ({torch.cuda.get_device_name(device)})" if gpu else ""), flush=True)
+    flops = None
+    if has_ref:
+        diff = check_same_model(args.model, device, args.size)
+        print(f"same model: max |G_ours - G_reference| = {diff:.2e} on one {args.size}x{args.size} image", flush=True)
+        if diff > 1e-3:
+            raise SystemExit("condgan.bench: our model and the reference disagree; the comparison would be unfair")
+        flops = step_flops(args.model, args.size, device)
+    rows = []
+    for mode in args.modes:
+        for bs in batch_sizes:
+            n = args.steps or (3 if bs == 1 else 1) * (10 if mode == "infer" or gpu else 1)
+            times = {v: [] for v in variants}
+            for r in range(args.rounds):
+                for v in variants:
+                    times[v].append(run_worker(v, mode, bs, n, args))
+                print(f"{mode} batch {bs} round {r + 1}/{args.rounds}: "
+                      + ", ".join(f"{v} {bs / t[-1]:.2f} img/s" for v, t in times.items()), flush=True)
+            base = statistics.median(times[REFERENCE]) if REFERENCE in times else None
+            for v, ts in times.items():
+                t = statistics.median(ts)
+                rows.append({"mode": mode, "batch": bs, "implementation": v, "images_per_s": bs / t,
+                             "vs_reference": base / t if base else None})
+    rates = {}
+    if gpu and flops:
+        rates = {"fp32": matmul_rate(device), "bf16": matmul_rate(device, torch.bfloat16)}
+    print("\n| mode | batch | implementation | images/s | vs reference |" + (" share of matmul rate |" if rates else "")
+          + "\n|---|---|---|---|---|" + ("---|" if rates else ""))
+    for r in rows:
+        ratio = f"{r['vs_reference']:.2f}x" if r["vs_reference"] else "-"
+        line = f"| {r['mode']} | {r['batch']} | {r['implementation']} | {r['images_per_s']:.2f} | {ratio} |"
+        if rates:
+            rate = rates["bf16" if "AMP" in r["implementation"] else "fp32"]
+            r["share_of_matmul_rate"] = r["images_per_s"] * flops / rate if r["mode"] == "train" else None
+            line += f" {r['share_of_matmul_rate']:.0%} |" if r["share_of_matmul_rate"] is not None else " - |"
+        print(line)
+    if flops:
+        print(f"\none training step: {flops / 1e9:.1f} GFLOP per image (counted on the reference)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"model": args.model, "device": str(device), "rows": rows, "step_flops": flops,
+                       "matmul_rate": rates}, f, indent=2)
+    return 0
