@@ -25,6 +25,14 @@ class TrainingDiverged(CondganError):
     exit_code = 3
 
 
+class Interrupted(CondganError):
+    """Training stopped by SIGINT or SIGTERM after saving a checkpoint."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
 def cli_entry(fn):
     """Wrap a CLI main(): CondganError and Ctrl-C become one line on stderr and an exit code."""
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import sys
+import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -20,7 +23,34 @@ from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt_io
 from .data.tensors import LabelledTensors, collate
-from .errors import CondganError, TrainingDiverged
+from .errors import CondganError, Interrupted, TrainingDiverged
+
+
+class StopRequests:
+    """SIGINT/SIGTERM set a flag that the loop reads between batches, so it can save a consistent checkpoint.
+
+    The first signal only asks; a second SIGINT interrupts at once (the
+    previous checkpoint stays intact, since checkpoints are written atomically).
+    Handlers are installed only in the main thread and restored on exit.
+    """
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
 
 
 class EpochBatches(Sampler):
@@ -232,6 +262,14 @@ class Trainer:
         ckpt_io.save_image_atomic(grid, path)
         self.writer.add_image("samples", grid, self.step)
 
+    def _interrupted(self, signum: int, sums: dict, bar) -> None:
+        self._check_finite(sums)
+        path = self.save()
+        bar.close()
+        name = signal.Signals(signum).name
+        print(f"{name}: checkpoint saved at step {self.step} ({path})", file=sys.stderr, flush=True)
+        raise Interrupted(f"stopped by {name} at step {self.step}; continue with --resume {self.run_dir}", signum)
+
     def fit(self, resume: dict | None = None) -> dict:
         from torch.utils.tensorboard import SummaryWriter
         if resume is not None:
@@ -241,7 +279,9 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
                    disable=not self.cfg.progress, mininterval=0.5, desc="train")
         sums, count = {}, 0
+        stop = StopRequests()
         try:
+            stop.__enter__()
             while self.step < self.total_steps and self.epoch < self.cfg.epochs:
                 self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
                 for batch in self._loader():
@@ -271,6 +311,8 @@ class Trainer:
                     if stepped and self.cfg.ckpt_every and self.step % self.cfg.ckpt_every == 0:
                         self._check_finite(sums)
                         self.save()
+                    if stop.signum is not None:  # between batches: every phase of this one has run
+                        self._interrupted(stop.signum, sums, bar)
                 self._check_finite(sums)
                 epoch_done = self.batch_in_epoch >= self.sampler.batches_per_epoch()
                 last = self.step >= self.total_steps
@@ -289,6 +331,7 @@ class Trainer:
                 if epoch_done:
                     self.epoch, self.batch_in_epoch = self.epoch + 1, 0
         finally:
+            stop.__exit__()
             bar.close()
             self.writer.close()
         elapsed = time.time() - t0
