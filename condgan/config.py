@@ -45,6 +45,8 @@ class TrainConfig:
     channels_last: bool = opt(True, "channels-last memory layout for images and conv weights (faster "
                               "convolutions on recent GPUs, and on CPU for the models where it measured "
                               "faster: cgan yes, pix2pix no)", resumable=True)
+    compile: bool = opt(False, "torch.compile the nets (slower start; pays off on long GPU runs; "
+                        "measure with python -m condgan.bench)", resumable=True)
     workers: int = opt(-1, "data-loading worker processes (-1: automatic)", resumable=True)
     data_root: str = opt("", "where downloaded datasets are cached (default: ~/.cache/condgan/data)",
                          resumable=True)

@@ -113,6 +113,12 @@ class Trainer:
         cl = cfg.channels_last and (device.type != "cpu" or model.channels_last_on_cpu)
         self.layout = torch.channels_last if cl else torch.contiguous_format
         self.model.to(memory_format=self.layout)
+        if device.type == "cuda":  # training crops have one size, so cuDNN's autotuning pays off
+            torch.backends.cudnn.benchmark = True
+        if cfg.compile:  # in place: state_dict keys, checkpoints and export are unchanged
+            for net in model.children():
+                if any(p.requires_grad for p in net.parameters()):
+                    net.compile()
         self.opts = model.optimizers()
         self.amp = amp_dtype(cfg.amp, device)
         use_scaler = self.amp == torch.float16

@@ -1,4 +1,5 @@
 """Checkpoints, exact resume, divergence handling and atomic writes."""
+import json
 import math
 
 import pytest
@@ -156,3 +157,17 @@ def test_channels_last_layout_changes_speed_not_results(tiny_args, digit_folder,
     for x, y in zip(*logs):
         for k in x:
             assert x[k] == pytest.approx(y[k], rel=1e-3, abs=1e-4), (x["step"], k)
+
+
+@pytest.mark.slow
+def test_compile_changes_speed_not_results(tiny_args, tmp_path):
+    """--compile (torch.compile, in place) trains the same model and keeps the checkpoint's keys."""
+    runs = {}
+    for name, extra in {"eager": [], "compiled": ["--compile"]}.items():
+        runs[name] = tmp_path / name
+        assert main(tiny_args + ["--max-steps", "3", "--out", str(runs[name])] + extra) == 0
+    a, b = (torch.load(r / "checkpoints" / "last.pt", weights_only=True)["model"] for r in runs.values())
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-4, msg=k)
+    assert json.loads((runs["compiled"] / "config.json").read_text())["compile"] is True
