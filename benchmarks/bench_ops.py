@@ -117,7 +117,8 @@ def main() -> None:
           f"shape {shape} float32, forward+backward, median of {args.repeats}")
     print(f"backend: {ops.backend()}")
     print(f"x.clone(): {clone_ms:.1f} ms\n")
-    print("| op (fwd+bwd) | eager ms | torch.compile ms | condgan ms | floor ms | vs eager | vs compile | condgan / floor |")
+    print("| op (fwd+bwd) | eager ms | torch.compile ms | condgan ms | floor ms | vs eager | vs compile "
+          "| condgan / floor |")
     print("|---|---|---|---|---|---|---|---|")
     for name, passes, inputs, grad, eager, compiled, ours in cases:
         variants = {"eager": fwd_bwd(eager, inputs, grad), "ours": fwd_bwd(ours, inputs, grad)}

@@ -65,7 +65,8 @@ def evaluate(model, cfg, info, device, seed: int = 0, log=print) -> dict:
     held_x, held_y = _stack(heldout)
     # real-vs-real floor: for each held-out image, a random training image of the same class
     g = torch.Generator().manual_seed(seed)
-    rest_labels = torch.as_tensor(rest.labels) if hasattr(rest, "labels") else torch.tensor([s[1] for s in rest.samples])
+    rest_labels = (torch.as_tensor(rest.labels) if hasattr(rest, "labels")
+                   else torch.tensor([s[1] for s in rest.samples]))
     pick = []
     for y in held_y.tolist():
         pool = (rest_labels == y).nonzero().flatten()
@@ -102,7 +103,8 @@ def report(res: dict, names) -> str:
     ratio = res["fid_classifier"] / max(res["fid_classifier_real_floor"], 1e-12)
     lines = [
         f"conditional accuracy      {res['conditional_accuracy'] * 100:6.2f} %  ({res['n']} generated images)",
-        f"FID (classifier features) {res['fid_classifier']:8.3f}   real-vs-real floor {res['fid_classifier_real_floor']:.3f}"
+        f"FID (classifier features) {res['fid_classifier']:8.3f}   "
+        f"real-vs-real floor {res['fid_classifier_real_floor']:.3f}"
         f"  (ratio {ratio:.2f}x)",
         f"classifier accuracy on real held-out images {res['classifier_real_accuracy'] * 100:.2f} %",
         "per class: " + "  ".join(f"{n}:{a * 100:.0f}%" for n, a in zip(names, res["per_class_accuracy"])),

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from . import models
-from .config import _Parser
 from .checkpoint import save_image_atomic
+from .config import _Parser
 from .errors import CondganError, cli_entry
 from .trainer import pick_device
 

@@ -19,7 +19,7 @@ import torch
 
 from . import checkpoint as ckpt_io
 from . import data as data_lib
-from . import models
+from . import distributed, models
 from .config import build_parser, flag_name, from_dict, load_json, print_config
 from .errors import CondganError, cli_entry
 from .trainer import Trainer, pick_device
@@ -80,6 +80,20 @@ def _run_dir(cfg, resume_arg: str | None) -> Path:
     return out
 
 
+def _shared_run_dir(cfg, resume_arg: str | None) -> Path:
+    """_run_dir decided by rank 0 (names carry the time) and shared with every rank, errors included."""
+    if not distributed.requested():
+        return _run_dir(cfg, resume_arg)
+    try:
+        choice = (str(_run_dir(cfg, resume_arg)), None) if distributed.is_main() else None
+    except CondganError as e:
+        choice = (None, str(e))
+    path, error = distributed.broadcast(choice)
+    if error:
+        raise CondganError(error)
+    return Path(path)
+
+
 def _write_json(path: Path, obj) -> None:
     with ckpt_io.atomic_write(path) as f:
         f.write((json.dumps(obj, indent=2) + "\n").encode())
@@ -91,10 +105,20 @@ def seed_everything(seed: int) -> None:
 
 
 def run(cfg, resume: dict | None = None, run_dir: Path | None = None, show_config: bool = False) -> dict:
-    """Train per `cfg` (optionally continuing `resume`); returns a summary dict."""
-    run_dir = Path(run_dir) if run_dir else _run_dir(cfg, None)
-    device = pick_device(cfg.device)
+    """Train per `cfg` (optionally continuing `resume`); returns a summary dict.
+
+    Under torchrun every rank calls this; rank 0 alone prints, writes the
+    config and (in the Trainer) logs and checkpoints.
+    """
+    device = pick_device(distributed.init(cfg.device))
+    main_rank = distributed.is_main()
+    run_dir = Path(run_dir) if run_dir else _shared_run_dir(cfg, None)
+    first = distributed.local_rank() == 0  # one rank per machine fills its download cache; the others then
+    if not first:                          # find the data there
+        distributed.barrier()
     dataset, info = data_lib.for_config(cfg, "train")
+    if first:
+        distributed.barrier()
     if resume is not None:
         saved = data_lib.DataInfo.from_dict(resume["data_info"])
         if (saved.channels, saved.height, saved.width, saved.num_classes) != \
@@ -102,17 +126,19 @@ def run(cfg, resume: dict | None = None, run_dir: Path | None = None, show_confi
             raise CondganError(f"the data no longer matches the run: it was {saved.channels}x{saved.height}x"
                                f"{saved.width} with {saved.num_classes} classes, now {info.channels}x"
                                f"{info.height}x{info.width} with {info.num_classes}")
-    if show_config:  # once the data is known to load, so a bad --data gives just its error
+    if show_config and main_rank:  # once the data is known to load, so a bad --data gives just its error
         print_config(cfg)
     val_dataset = None
     if models.data_kind(cfg.model) in ("paired", "unpaired"):
         val_dataset, _ = data_lib.for_config(cfg, "val")
     seed_everything(cfg.seed)
     model = models.build(cfg, info)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(run_dir / "config.json", cfg.to_dict())
+    if main_rank:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(run_dir / "config.json", cfg.to_dict())
     trainer = Trainer(cfg, model, dataset, info, run_dir, device, val_dataset)
-    n_params = {k: sum(p.numel() for p in getattr(model, k).parameters()) for k in ("G", "D") if hasattr(model, k)}
+    n_params = {k: sum(p.numel() for p in net.parameters()) for k, net in model.named_children()
+                if k.startswith(("G", "D")) and any(True for _ in net.parameters())}
     if info.kind == "paired":
         what = (f"{len(dataset)} training pairs ({len(val_dataset)} validation), {info.in_channels} -> "
                 f"{info.channels} channels, trained at {info.height}x{info.width}")
@@ -121,9 +147,12 @@ def run(cfg, resume: dict | None = None, run_dir: Path | None = None, show_confi
                 f"{info.channels} channels), trained at {info.height}x{info.width}")
     else:
         what = f"{len(dataset)} images {info.channels}x{info.height}x{info.width}, {info.num_classes} classes"
-    print(f"run directory: {run_dir}\ndata: {info.name}, {what}\ndevice: {device}  parameters: "
-          + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in n_params.items())
-          + f"\nsteps: {trainer.total_steps} ({trainer.steps_per_epoch} per epoch)", flush=True)
+    ranks = (f" x {trainer.world} ranks (global batch {cfg.batch_size * trainer.world})"
+             if trainer.world > 1 else "")
+    if main_rank:
+        print(f"run directory: {run_dir}\ndata: {info.name}, {what}\ndevice: {device}{ranks}  parameters: "
+              + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in n_params.items())
+              + f"\nsteps: {trainer.total_steps} ({trainer.steps_per_epoch} per epoch)", flush=True)
     summary = trainer.fit(resume)
     summary["run_dir"] = str(run_dir)
     return summary
@@ -133,10 +162,15 @@ def run(cfg, resume: dict | None = None, run_dir: Path | None = None, show_confi
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     cfg, resume = parse_config(argv)
-    run_dir = _run_dir(cfg, _pre_parse(argv).resume)
-    s = run(cfg, resume, run_dir, show_config=True)
-    print(f"done: {s['steps']} steps in {s['seconds']:.0f} s ({s['steps_per_s']:.2f} steps/s); "
-          f"samples in {run_dir / 'samples'}, checkpoint {run_dir / 'checkpoints' / ckpt_io.LAST}")
+    try:
+        distributed.init(cfg.device)
+        run_dir = _shared_run_dir(cfg, _pre_parse(argv).resume)
+        s = run(cfg, resume, run_dir, show_config=True)
+    finally:
+        distributed.shutdown()
+    if distributed.rank_from_env() == 0:
+        print(f"done: {s['steps']} steps in {s['seconds']:.0f} s ({s['steps_per_s']:.2f} steps/s); "
+              f"samples in {run_dir / 'samples'}, checkpoint {run_dir / 'checkpoints' / ckpt_io.LAST}")
     return 0
 
 

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt_io
+from . import distributed
 from .data.tensors import LabelledTensors, collate
 from .errors import CondganError, Interrupted, TrainingDiverged
 
@@ -53,18 +54,32 @@ class StopRequests:
             signal.signal(s, handler)
 
 
+class _NoWriter:
+    """Stands in for TensorBoard's writer on ranks other than 0."""
+
+    def add_scalar(self, *args, **kwargs):
+        pass
+
+    add_image = add_scalar
+    close = add_scalar
+
+
 class EpochBatches(Sampler):
     """Shuffled batches of indices; the order depends only on (seed, epoch) and can start mid-epoch."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, drop_last: bool = True):
-        self.n, self.batch_size, self.seed, self.drop_last = n, batch_size, seed, drop_last
+    def __init__(self, n: int, batch_size: int, seed: int, drop_last: bool = True, rank: int = 0, world: int = 1):
+        """With `world` ranks, each global batch of batch_size x world indices is split into consecutive
+        per-rank shares: the ranks together see exactly the batches of one process at the global size."""
+        self.n, self.batch_size, self.seed, self.drop_last = n, batch_size, seed, drop_last or world > 1
+        self.rank, self.world = rank, world
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
 
     def batches_per_epoch(self) -> int:
-        return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
+        size = self.batch_size * self.world
+        return self.n // size if self.drop_last else math.ceil(self.n / size)
 
     def __len__(self) -> int:
         return self.batches_per_epoch() - self.start
@@ -72,8 +87,10 @@ class EpochBatches(Sampler):
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(self.n, generator=g)
+        size = self.batch_size * self.world
         for b in range(self.start, self.batches_per_epoch()):
-            yield order[b * self.batch_size:(b + 1) * self.batch_size].tolist()
+            first = b * size + self.rank * self.batch_size
+            yield order[first:first + self.batch_size].tolist()
 
 
 def pick_device(name: str) -> torch.device:
@@ -104,10 +121,17 @@ def amp_dtype(setting: str, device: torch.device):
 
 
 class Trainer:
+    ddp = None  # distributed.DDPNets when several ranks train
+
     def __init__(self, cfg, model, dataset, info, run_dir: Path, device: torch.device, val_dataset=None):
         self.cfg, self.model, self.dataset, self.info = cfg, model, dataset, info
         self.val_dataset = val_dataset
         self.run_dir, self.device = Path(run_dir), device
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        self.main = self.rank == 0  # rank 0 alone logs, draws samples and writes checkpoints
+        distributed.check_same_config(cfg)
+        if self.world > 1:
+            distributed.sync_batchnorm(model, device)
         self.model.to(device)
         # on CPU only where it measured faster for the model (BENCHMARKS.md); on GPUs whenever asked
         cl = cfg.channels_last and (device.type != "cpu" or model.channels_last_on_cpu)
@@ -123,9 +147,11 @@ class Trainer:
         self.amp = amp_dtype(cfg.amp, device)
         use_scaler = self.amp == torch.float16
         self.scalers = {p: torch.amp.GradScaler(device.type, enabled=use_scaler) for p in self.opts}
-        self.sampler = EpochBatches(len(dataset), cfg.batch_size, cfg.seed)
+        self.sampler = EpochBatches(len(dataset), cfg.batch_size, cfg.seed, rank=self.rank, world=self.world)
         if self.sampler.batches_per_epoch() == 0:
-            raise CondganError(f"the dataset has {len(dataset)} images, fewer than --batch-size {cfg.batch_size}")
+            ranks = f" x {self.world} ranks" if self.world > 1 else ""
+            raise CondganError(f"the dataset has {len(dataset)} images, fewer than --batch-size {cfg.batch_size}"
+                               f"{ranks}")
         self.steps_per_epoch = sum(model.step_phase in model.phases(i)
                                    for i in range(self.sampler.batches_per_epoch()))
         self.total_steps = cfg.epochs * self.steps_per_epoch
@@ -136,6 +162,9 @@ class Trainer:
         self.best = None  # (value, step) of the best validation metric so far
         self.writer = None
         self._fixed = self._fixed_batch()
+        if self.world > 1:  # after the model's last move: DDP starts every rank from rank 0's weights
+            self.ddp = distributed.DDPNets(model, device)
+            torch.manual_seed(cfg.seed * 1_000_003 + self.rank)  # each rank draws its own noise
 
     def _fixed_batch(self) -> dict | None:
         """The validation items shown in every sample grid (None for models that need none)."""
@@ -171,6 +200,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a checkpoint (on every rank: each takes its own RNG state when the world size matches)."""
         self.model.load_state_dict(state["model"])
         for p, o in self.opts.items():
             o.load_state_dict(state["optimizers"][p])
@@ -178,11 +208,23 @@ class Trainer:
             self.scalers[p].load_state_dict(state["scalers"][p])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.best = state.get("best")
-        ckpt_io.set_rng_state(state["rng"])
+        per_rank = state.get("rng_ranks") or []
+        if len(per_rank) == self.world > 1:
+            ckpt_io.set_rng_state(per_rank[self.rank])
+        else:
+            ckpt_io.set_rng_state(state["rng"])
+            if self.world > 1:  # another world size: fresh per-rank noise streams (not an exact resume)
+                torch.manual_seed(self.cfg.seed * 1_000_003 + self.rank + 7919 * self.step)
 
     def save(self, name: str = ckpt_io.LAST) -> Path:
+        """Write a checkpoint (called on every rank; rank 0 writes it, carrying every rank's RNG state)."""
         path = self.run_dir / "checkpoints" / name
-        ckpt_io.atomic_save(self.state_dict(), path)
+        state = self.state_dict()
+        if self.world > 1:
+            state["rng_ranks"] = distributed.gather(state["rng"])
+        if self.main:
+            ckpt_io.atomic_save(state, path)
+        distributed.barrier()
         return path
 
     # ---- validation ---------------------------------------------------------------------------
@@ -192,19 +234,23 @@ class Trainer:
         n = min(getattr(self.cfg, "val_images", 0), len(self.val_dataset)) if self.val_dataset is not None else 0
         if metric is None or n == 0:
             return
-        items = [self.val_dataset[i] for i in range(n)]
-        batches = [collate(items[i:i + 8]) for i in range(0, n, 8)]
-        rng = ckpt_io.rng_state()  # validation must not shift the training run's random stream
-        results = self.model.validation(batches)
-        ckpt_io.set_rng_state(rng)
+        results = None
+        if self.main:
+            items = [self.val_dataset[i] for i in range(n)]
+            batches = [collate(items[i:i + 8]) for i in range(0, n, 8)]
+            rng = ckpt_io.rng_state()  # validation must not shift the training run's random stream
+            results = self.model.validation(batches)
+            ckpt_io.set_rng_state(rng)
+        results = distributed.broadcast(results)  # every rank takes part in saving best.pt below
         for k, v in results.items():
             self.writer.add_scalar(f"val/{k}", v, self.step)
         value = results[metric]
         improved = self.best is None or value < self.best[0]
         if improved:
             self.best = (value, self.step)
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps({"step": self.step, "epoch": self.epoch + 1, **results, "best": improved}) + "\n")
+        if self.main:
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps({"step": self.step, "epoch": self.epoch + 1, **results, "best": improved}) + "\n")
         self._val_text = f"{metric} {value:.4f}" + (" (best)" if improved else f" (best {self.best[0]:.4f})")
         if improved:
             self.save(ckpt_io.BEST)
@@ -231,7 +277,7 @@ class Trainer:
         opt, scaler = self.opts[phase], self.scalers[phase]
         opt.zero_grad(set_to_none=True)
         ctx = torch.autocast(self.device.type, dtype=self.amp) if self.amp else nullcontext()
-        with ctx:
+        with ctx, (self.ddp.installed() if self.ddp else nullcontext()):
             losses = self.model.step(phase, batch)
         scaler.scale(losses["loss"]).backward()
         scaler.step(opt)
@@ -249,8 +295,12 @@ class Trainer:
                                    f"try a lower --lr or another --loss")
 
     def _log(self, sums: dict, count: int, bar) -> None:
+        sums = distributed.mean_over_ranks(sums)  # on every rank: the one collective of logging
         means = {k: float(v) / count for k, v in sums.items()}
         self._check_finite(means)
+        self._last_means = means
+        if not self.main:
+            return
         for k, v in means.items():
             self.writer.add_scalar(f"loss/{k}", v, self.step)
         for p, o in self.opts.items():
@@ -258,9 +308,10 @@ class Trainer:
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"step": self.step, "epoch": self.epoch + 1, **means}) + "\n")
         bar.set_postfix({"ep": self.epoch + 1, **{k: f"{v:.3f}" for k, v in means.items()}}, refresh=False)
-        self._last_means = means
 
     def _samples(self) -> None:
+        if not self.main:
+            return
         from torchvision.utils import make_grid
         images, nrow = self.model.sample_grid(self._fixed)
         grid = make_grid(images.float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1)
@@ -273,6 +324,8 @@ class Trainer:
         path = self.save()
         bar.close()
         name = signal.Signals(signum).name
+        if not self.main:  # rank 0 reports for all
+            raise SystemExit(128 + signum)
         print(f"{name}: checkpoint saved at step {self.step} ({path})", file=sys.stderr, flush=True)
         raise Interrupted(f"stopped by {name} at step {self.step}; continue with --resume {self.run_dir}", signum)
 
@@ -280,10 +333,11 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
         if resume is not None:
             self.load_state_dict(resume)
-        self.writer = SummaryWriter(str(self.run_dir), purge_step=self.step if resume else None)
+        self.writer = (SummaryWriter(str(self.run_dir), purge_step=self.step if resume else None) if self.main
+                       else _NoWriter())
         start_step, t0 = self.step, time.time()
         bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
-                   disable=not self.cfg.progress, mininterval=0.5, desc="train")
+                   disable=not self.cfg.progress or not self.main, mininterval=0.5, desc="train")
         sums, count = {}, 0
         stop = StopRequests()
         try:
@@ -317,8 +371,9 @@ class Trainer:
                     if stepped and self.cfg.ckpt_every and self.step % self.cfg.ckpt_every == 0:
                         self._check_finite(sums)
                         self.save()
-                    if stop.signum is not None:  # between batches: every phase of this one has run
-                        self._interrupted(stop.signum, sums, bar)
+                    signum = distributed.agree_on_stop(stop.signum)  # every rank stops at the same batch
+                    if signum is not None:  # between batches: every phase of this one has run
+                        self._interrupted(signum, sums, bar)
                 self._check_finite(sums)
                 epoch_done = self.batch_in_epoch >= self.sampler.batches_per_epoch()
                 last = self.step >= self.total_steps
@@ -327,7 +382,7 @@ class Trainer:
                 if epoch_done or last:
                     self._validate()
                 self.save()
-                if not self.cfg.progress:  # without a bar (logs, CI), one line per epoch
+                if not self.cfg.progress and self.main:  # without a bar (logs, CI), one line per epoch
                     took = time.time() - t0
                     rate = (self.step - start_step) / max(took, 1e-9)
                     losses_txt = "  ".join(f"{k} {v:.3f}" for k, v in getattr(self, "_last_means", {}).items())

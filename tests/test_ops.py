@@ -47,7 +47,8 @@ def test_bias_leaky_relu_matches_reference(dtype, layout, shape):
         assert got[0].is_contiguous(memory_format=expected_format(x))
 
 
-@pytest.mark.parametrize("shape,dim", [((6, 11), 1), ((3, 4, 5, 6, 7), 2), ((2, 3, 19), -1), ((5,), 0), ((4, 9, 0, 3), 1)])
+@pytest.mark.parametrize("shape,dim", [((6, 11), 1), ((3, 4, 5, 6, 7), 2), ((2, 3, 19), -1), ((5,), 0),
+                                       ((4, 9, 0, 3), 1)])
 def test_bias_leaky_relu_any_rank_and_dim(shape, dim):
     x = randn(shape, torch.float32, seed=4)
     bias = randn((shape[dim],), torch.float32, seed=5)
@@ -77,7 +78,8 @@ def test_bias_leaky_relu_backward_saves_only_the_output():
 @pytest.mark.parametrize("mode", ["nearest", "bilinear"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 19, 4, 37), (2, 5, 1, 1), (1, 2, 1, 40), (1, 3, 6, 2), (2, 24, 9, 21)])
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 19, 4, 37), (2, 5, 1, 1), (1, 2, 1, 40), (1, 3, 6, 2),
+                                   (2, 24, 9, 21)])
 def test_upsample2x_matches_reference(mode, dtype, layout, shape):
     x = randn(shape, dtype, layout, seed=9)
     with poisoned_outputs():

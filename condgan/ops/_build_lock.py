@@ -28,7 +28,9 @@ class BuildLock:
 
     def __init__(self, path: Path, stale_after: float | None = None, wait_limit: float = 1800.0):
         self.path = Path(path)
-        self.stale_after = float(os.environ.get("CONDGAN_EXT_LOCK_STALE_S", 600)) if stale_after is None else stale_after
+        if stale_after is None:
+            stale_after = float(os.environ.get("CONDGAN_EXT_LOCK_STALE_S", 600))
+        self.stale_after = stale_after
         self.wait_limit = wait_limit
         self._token = f"{os.getpid()} {socket.gethostname()} {time.time():.6f}"
 
