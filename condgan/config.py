@@ -40,7 +40,8 @@ class TrainConfig:
                             "(-1: the second half of --epochs)")
     seed: int = opt(0, "random seed (same seed, same data order and weights on CPU)")
     device: str = opt("auto", "auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps", resumable=True)
-    amp: str = opt("auto", "mixed precision on CUDA: auto picks bf16 where supported, else fp16",
+    amp: str = opt("auto", "mixed precision: auto = bf16 on CUDA GPUs that have it (else fp16 + GradScaler), "
+                   "and bf16 for pix2pix/CycleGAN on CPUs with AMX; off = fp32",
                    choices=["auto", "off", "bf16", "fp16"], resumable=True)
     channels_last: bool = opt(True, "channels-last memory layout for images and conv weights (faster "
                               "convolutions on recent GPUs, and on CPU for the models where it measured "

@@ -150,7 +150,9 @@ def run(cfg, resume: dict | None = None, run_dir: Path | None = None, show_confi
     ranks = (f" x {trainer.world} ranks (global batch {cfg.batch_size * trainer.world})"
              if trainer.world > 1 else "")
     if main_rank:
-        print(f"run directory: {run_dir}\ndata: {info.name}, {what}\ndevice: {device}{ranks}  parameters: "
+        precision = {torch.bfloat16: ", bf16 mixed precision", torch.float16: ", fp16 mixed precision"}.get(
+            trainer.amp, "")
+        print(f"run directory: {run_dir}\ndata: {info.name}, {what}\ndevice: {device}{precision}{ranks}  parameters: "
               + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in n_params.items())
               + f"\nsteps: {trainer.total_steps} ({trainer.steps_per_epoch} per epoch)", flush=True)
     summary = trainer.fit(resume)

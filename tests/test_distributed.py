@@ -16,8 +16,9 @@ from condgan.trainer import EpochBatches
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("ddp_worker.py")
-# no randomness in the step (no dropout, no crops or flips), per-image norm: the global batch alone decides
-PIX2PIX = ["--model", "pix2pix", "--procedural-train", "8", "--crop-size", "32", "--load-size", "32",
+# no randomness in the step (no dropout, no crops or flips), per-image norm, fp32 on every CPU (--amp auto
+# picks bf16 on CPUs with AMX): the global batch alone decides
+PIX2PIX = ["--model", "pix2pix", "--amp", "off", "--procedural-train", "8", "--crop-size", "32", "--load-size", "32",
            "--preprocess", "none", "--no-flip", "--no-dropout", "--norm", "instance", "--unet-depth", "5",
            "--g-width", "4", "--d-width", "4", "--val-images", "2", "--sample-pairs", "2", "--no-progress",
            "--workers", "0", "--log-every", "1"]

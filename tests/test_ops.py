@@ -30,6 +30,20 @@ def _run(fn, x, bias, grad_seed=1):
     return y.detach(), x.grad, (None if b is None else b.grad)
 
 
+@pytest.mark.parametrize("impl", ["native", "ref"])
+def test_an_fp32_bias_follows_a_reduced_precision_input(impl):
+    # under autocast a convolution hands a bf16 x to its fp32 bias; both ops add the bias in x's dtype
+    x = randn((2, 6, 5, 4), torch.bfloat16, seed=12)
+    bias = randn((6,), torch.float32, seed=13)
+    for fused in (False, True):
+        fn = (lambda x, b: ops.upsample2x_bias_leaky_relu(x, b, impl=impl)) if fused else \
+            (lambda x, b: ops.bias_leaky_relu(x, b, impl=impl))
+        y, dx, db = _run(fn, x, bias)
+        want = fn(x, bias.to(torch.bfloat16))
+        assert y.dtype == dx.dtype == torch.bfloat16 and db.dtype == torch.float32
+        assert_close(y, want, torch.bfloat16)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("shape", SHAPES_4D)

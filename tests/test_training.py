@@ -171,3 +171,33 @@ def test_compile_changes_speed_not_results(tiny_args, tmp_path):
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-4, msg=k)
     assert json.loads((runs["compiled"] / "config.json").read_text())["compile"] is True
+
+
+@pytest.mark.parametrize("has_amx", [True, False])
+def test_amp_auto_on_cpu_is_bf16_only_with_amx_and_for_the_translation_models(monkeypatch, has_amx):
+    from condgan import models, trainer
+    monkeypatch.setattr(trainer, "cpu_has_bf16_units", lambda: has_amx)
+    cpu = torch.device("cpu")
+    for name in ("pix2pix", "cyclegan", "cgan"):
+        flag = models._lookup(name)[1].bf16_on_cpu
+        assert flag == (name != "cgan")  # the cGAN's recipe was measured in fp32
+        want = torch.bfloat16 if has_amx and flag else None
+        assert trainer.amp_dtype("auto", cpu, flag) == want
+        assert trainer.amp_dtype("off", cpu, flag) is None
+        assert trainer.amp_dtype("bf16", cpu, flag) == torch.bfloat16
+
+
+def test_pix2pix_trains_in_bf16_on_cpu(tmp_path):
+    # the path --amp auto takes on CPUs with AMX (any CPU runs it, slower without AMX)
+    from condgan import models
+    args = ["--model", "pix2pix", "--procedural-train", "4", "--crop-size", "32", "--load-size", "36",
+            "--unet-depth", "5", "--g-width", "4", "--d-width", "4", "--val-images", "2", "--sample-pairs", "2",
+            "--no-progress", "--workers", "0", "--log-every", "1", "--max-steps", "4", "--amp", "bf16",
+            "--out", str(tmp_path / "run")]
+    assert main(args) == 0
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [v for line in lines for k, v in line.items() if k.startswith(("g_", "d_", "val_"))]
+    assert losses and all(math.isfinite(v) for v in losses)
+    model, cfg, _ = models.load(tmp_path / "run")
+    assert cfg.amp == "bf16"
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # weights stay fp32 (mixed precision)

@@ -17,7 +17,9 @@ allocator state), implementations alternating within each round so drifting
 load hits all alike. Training = one full step (every phase, optimizer steps
 included); inference = one generator forward in eval mode under
 torch.inference_mode. Reported: median images/s over rounds and the ratio to
-the reference; on CUDA also the share of the device's matmul rate (bf16 for
+the reference. The AMP variant is `--amp auto`'s choice on CUDA (bf16, fp16 without it) and bf16 on
+the CPU; it is in the default set on CUDA, and on CPUs with AMX for the models that train in bf16 there
+by default (pix2pix, CycleGAN). On CUDA also the share of the device's matmul rate (bf16 for
 the AMP variant, fp32 otherwise) that the training step reaches.
 """
 from __future__ import annotations
@@ -35,10 +37,11 @@ import torch
 
 from .. import models
 from ..data import DataInfo
-from ..trainer import Trainer, amp_dtype, pick_device
+from ..trainer import Trainer, amp_dtype, cpu_has_bf16_units, pick_device
 
 REFERENCE = "reference (eager fp32)"
-VARIANTS = {REFERENCE: "ref", "condgan": "ours", "condgan, AMP + channels_last": "ours-amp"}
+AMP = "condgan, AMP"  # bf16 (fp16 on GPUs without bf16); channels-last on GPUs and where the model takes it on CPU
+VARIANTS = {REFERENCE: "ref", "condgan": "ours", AMP: "ours-amp"}
 
 
 def _references():
@@ -60,7 +63,7 @@ class Ours:
         self.keys = {"paired": ("input", "target"), "unpaired": ("A", "B"), "labelled": ("image", "label")}[kind]
         t = self.trainer = Trainer.__new__(Trainer)
         t.cfg, t.model, t.device = cfg, self.model.to(device), device
-        t.amp = amp_dtype(amp, device)
+        t.amp = amp_dtype(amp, device, self.model.bf16_on_cpu)
         t.layout = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(memory_format=t.layout)
         t.opts = self.model.optimizers()
@@ -160,7 +163,9 @@ def worker(args) -> None:
                     g(a)
     else:
         amp = args.worker == "ours-amp"
-        ours = Ours(args.model, args.size, device, channels_last=amp, amp="auto" if amp else "off")
+        cl = amp and (device.type != "cpu" or models._lookup(args.model)[1].channels_last_on_cpu)
+        precision = ("bf16" if device.type == "cpu" else "auto") if amp else "off"
+        ours = Ours(args.model, args.size, device, channels_last=cl, amp=precision)
         batch = ours.batch(a, b)
         fn = (lambda: ours.step(batch)) if args.mode == "train" else (lambda: ours.infer(batch))  # noqa: E731
     for _ in range(2):
@@ -189,7 +194,8 @@ def main(argv=None):
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, ...")
     p.add_argument("--modes", nargs="+", default=["train", "infer"], choices=["train", "infer"])
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS),
-                   help="default: the reference and condgan; on CUDA also condgan with AMP + channels_last")
+                   help="default: the reference and condgan (fp32); on CUDA, and on CPUs with AMX, also condgan "
+                   "with AMP")
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--mode", default="train", help=argparse.SUPPRESS)
@@ -205,8 +211,8 @@ def main(argv=None):
     has_ref = args.model != "cgan"
     if has_ref and args.size % 256 and args.model == "pix2pix":
         p.error("the unet_256 reference needs --size to be a multiple of 256")
-    variants = args.variants or ([REFERENCE] if has_ref else []) + ["condgan"] + (
-        ["condgan, AMP + channels_last"] if gpu else [])
+    bf16_cpu = device.type == "cpu" and cpu_has_bf16_units() and models._lookup(args.model)[1].bf16_on_cpu
+    variants = args.variants or ([REFERENCE] if has_ref else []) + ["condgan"] + ([AMP] if gpu or bf16_cpu else [])
     if not has_ref:
         variants = [v for v in variants if v != REFERENCE]
     batch_sizes = args.batch_sizes or ([1, 8] if gpu else [1])

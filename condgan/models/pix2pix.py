@@ -40,6 +40,7 @@ class Pix2Pix(GANModel):
     data_kind = "paired"
     # oneDNN's 4x4 stride-2 (transposed) convolutions ran 1.7x slower per step in channels-last on 2 CPU cores
     channels_last_on_cpu = False
+    bf16_on_cpu = True  # BENCHMARKS.md: AMX CPUs
     validation_metric = "val_l1"  # lower is better; the Trainer keeps best.pt by it
 
     def __init__(self, cfg: Pix2PixConfig, info):

@@ -69,8 +69,17 @@ def _use_native(impl: str, x: torch.Tensor, negative_slope: float = 0.0) -> bool
     return why_not is None
 
 
+def _bias_like(bias, x):
+    return bias if bias is None or bias.dtype == x.dtype else bias.to(x.dtype)
+
+
 def bias_leaky_relu(x, bias=None, negative_slope=0.2, gain=1.0, dim=1, impl="auto"):
-    """y = gain * leaky_relu(x + bias, negative_slope), bias broadcast along `dim`."""
+    """y = gain * leaky_relu(x + bias, negative_slope), bias broadcast along `dim`.
+
+    The bias is cast to x's dtype (as a convolution's own bias is), so under autocast a bf16 x with its
+    fp32 bias gives a bf16 y on either implementation.
+    """
+    bias = _bias_like(bias, x)
     if _use_native(impl, x, negative_slope):
         return torch.ops.condgan.bias_leaky_relu(x, bias, float(negative_slope), float(gain), int(dim))
     return bias_leaky_relu_ref(x, bias, negative_slope, gain, dim)
@@ -87,6 +96,7 @@ def upsample2x(x, mode="nearest", impl="auto"):
 def upsample2x_bias_leaky_relu(x, bias=None, negative_slope=0.2, gain=1.0, mode="nearest", impl="auto"):
     """upsample2x(bias_leaky_relu(x, bias, negative_slope, gain, dim=1), mode) in one pass."""
     check_mode(mode)
+    bias = _bias_like(bias, x)
     if x.dim() == 4 and _use_native(impl, x, negative_slope):
         return torch.ops.condgan.upsample2x_bias_leaky_relu(x, bias, float(negative_slope), float(gain), mode)[0]
     return upsample2x_bias_leaky_relu_ref(x, bias, negative_slope, gain, mode)
