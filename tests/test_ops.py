@@ -93,7 +93,7 @@ def test_bias_leaky_relu_backward_saves_only_the_output():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 19, 4, 37), (2, 5, 1, 1), (1, 2, 1, 40), (1, 3, 6, 2),
-                                   (2, 24, 9, 21)])
+                                   (2, 24, 9, 21), (1, 2, 3, 1100)])  # the last: rows longer than 2 column chunks
 def test_upsample2x_matches_reference(mode, dtype, layout, shape):
     x = randn(shape, dtype, layout, seed=9)
     with poisoned_outputs():
@@ -108,7 +108,7 @@ def test_upsample2x_matches_reference(mode, dtype, layout, shape):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_fused_upsample_bias_leaky_relu_matches_reference(mode, dtype, layout):
-    for shape in [(2, 5, 7, 9), (1, 20, 1, 35)]:
+    for shape in [(2, 5, 7, 9), (1, 20, 1, 35), (1, 2, 2, 600)]:
         x = randn(shape, dtype, layout, seed=10)
         bias = randn(shape[1:2], dtype, seed=11)
         fused = lambda x, b: ops.upsample2x_bias_leaky_relu(x, b, 0.2, math.sqrt(2), mode, impl="native")  # noqa: E731

@@ -98,6 +98,44 @@ void nearest_bwd_row(const in_t* g0, const in_t* g1, out_t* dx, int64_t W) {
                                (ld<acc_t>(g1, 2 * j) + ld<acc_t>(g1, 2 * j + 1)));
 }
 
+// Bilinear NCHW rows are separable: a vertical mix of the input rows into a
+// short buffer (one pass over each row, clamped at the row's ends), then a
+// horizontal pass over that buffer, which sits in L1. Columns go in chunks of
+// kChunk so the buffers live on the stack. The arithmetic order matches the
+// reference: vertical weights first, then horizontal.
+constexpr int64_t kChunk = 512;
+
+// out[m] = sum_a w[a] * rows[a][clamp(start + m, 0, len - 1)] for m in [0, count).
+template <typename scalar_t, int R, typename in_t, typename acc_t>
+void vertical_mix(const in_t* const (&rows)[R], const acc_t (&w)[R], int64_t start, int64_t count, int64_t len,
+                  acc_t* out) {
+  using B = Blocks<scalar_t>;
+  using Vec = typename B::Vec;
+  constexpr int P = B::P;
+  auto scalar = [&](int64_t m) {
+    const int64_t col = std::clamp<int64_t>(start + m, 0, len - 1);
+    acc_t v = w[0] * ld<acc_t>(rows[0], col);
+    for (int a = 1; a < R; ++a) v += w[a] * ld<acc_t>(rows[a], col);
+    out[m] = v;
+  };
+  // m in [lo, hi) reads columns inside the row: no clamping, vectorised.
+  const int64_t lo = std::min<int64_t>(count, std::max<int64_t>(0, -start));
+  const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(count, len - start));
+  for (int64_t m = 0; m < lo; ++m) scalar(m);
+  int64_t m = lo;
+  for (; m + B::kStep <= hi; m += B::kStep) {
+    Vec acc[P], v[P];
+    B::load(rows[0] + start + m, acc);
+    for (int k = 0; k < P; ++k) acc[k] = Vec(w[0]) * acc[k];
+    for (int a = 1; a < R; ++a) {
+      B::load(rows[a] + start + m, v);
+      for (int k = 0; k < P; ++k) acc[k] = acc[k] + Vec(w[a]) * v[k];
+    }
+    B::store(out + m, acc);
+  }
+  for (; m < count; ++m) scalar(m);
+}
+
 // Output rows 2i (y0) and 2i+1 (y1) from input rows i-1 (up), i, i+1 (dn).
 template <typename scalar_t, typename in_t, typename out_t>
 void bilinear_fwd_row(const in_t* up, const in_t* mid, const in_t* dn, out_t* y0, out_t* y1, int64_t W) {
@@ -105,84 +143,66 @@ void bilinear_fwd_row(const in_t* up, const in_t* mid, const in_t* dn, out_t* y0
   using acc_t = typename B::acc_t;
   using Vec = typename B::Vec;
   constexpr int P = B::P;
-  const Vec q(acc_t(0.25)), t(acc_t(0.75));
-  auto scalar = [&](int64_t j) {
-    const int64_t l = std::max<int64_t>(j - 1, 0), r = std::min<int64_t>(j + 1, W - 1);
-    const acc_t m = ld<acc_t>(mid, j), ml = ld<acc_t>(mid, l), mr = ld<acc_t>(mid, r);
-    const acc_t e = acc_t(0.25) * ld<acc_t>(up, j) + acc_t(0.75) * m;
-    const acc_t el = acc_t(0.25) * ld<acc_t>(up, l) + acc_t(0.75) * ml;
-    const acc_t er = acc_t(0.25) * ld<acc_t>(up, r) + acc_t(0.75) * mr;
-    const acc_t o = acc_t(0.75) * m + acc_t(0.25) * ld<acc_t>(dn, j);
-    const acc_t ol = acc_t(0.75) * ml + acc_t(0.25) * ld<acc_t>(dn, l);
-    const acc_t orr = acc_t(0.75) * mr + acc_t(0.25) * ld<acc_t>(dn, r);
-    y0[2 * j] = static_cast<out_t>(acc_t(0.25) * el + acc_t(0.75) * e);
-    y0[2 * j + 1] = static_cast<out_t>(acc_t(0.75) * e + acc_t(0.25) * er);
-    y1[2 * j] = static_cast<out_t>(acc_t(0.25) * ol + acc_t(0.75) * o);
-    y1[2 * j + 1] = static_cast<out_t>(acc_t(0.75) * o + acc_t(0.25) * orr);
-  };
-  if (W > 0) scalar(0);
-  int64_t j = 1;
-  // Vector blocks read columns j-1 .. j+kStep, all inside the row.
-  for (; j + B::kStep + 1 <= W; j += B::kStep) {
-    Vec re[3][P], ro[3][P], u[P], m[P], d[P];
-    for (int s = 0; s < 3; ++s) {
-      B::load(up + j + s - 1, u);
-      B::load(mid + j + s - 1, m);
-      B::load(dn + j + s - 1, d);
-      for (int k = 0; k < P; ++k) {
-        re[s][k] = q * u[k] + t * m[k];
-        ro[s][k] = t * m[k] + q * d[k];
+  const acc_t q = acc_t(0.25), t = acc_t(0.75);
+  const in_t* const top[2] = {up, mid};
+  const in_t* const bottom[2] = {mid, dn};
+  const acc_t wt[2] = {q, t}, wb[2] = {t, q};
+  acc_t even_rows[kChunk + 2], odd_rows[kChunk + 2];  // vertical mixes for y0 and y1, columns c0-1 .. c0+n
+  for (int64_t c0 = 0; c0 < W; c0 += kChunk) {
+    const int64_t n = std::min<int64_t>(kChunk, W - c0);
+    vertical_mix<scalar_t>(top, wt, c0 - 1, n + 2, W, even_rows);
+    vertical_mix<scalar_t>(bottom, wb, c0 - 1, n + 2, W, odd_rows);
+    int64_t j = 0;
+    for (; j + B::kStep <= n; j += B::kStep) {
+      for (int r = 0; r < 2; ++r) {
+        const acc_t* v = r ? odd_rows : even_rows;
+        Vec l[P], m[P], rt[P], ev[P], od[P];
+        B::load(v + j, l);
+        B::load(v + j + 1, m);
+        B::load(v + j + 2, rt);
+        for (int k = 0; k < P; ++k) { ev[k] = Vec(q) * l[k] + Vec(t) * m[k]; od[k] = Vec(t) * m[k] + Vec(q) * rt[k]; }
+        B::store_interleaved((r ? y1 : y0) + 2 * (c0 + j), ev, od);
       }
     }
-    Vec ev[P], od[P];
-    for (int k = 0; k < P; ++k) { ev[k] = q * re[0][k] + t * re[1][k]; od[k] = t * re[1][k] + q * re[2][k]; }
-    B::store_interleaved(y0 + 2 * j, ev, od);
-    for (int k = 0; k < P; ++k) { ev[k] = q * ro[0][k] + t * ro[1][k]; od[k] = t * ro[1][k] + q * ro[2][k]; }
-    B::store_interleaved(y1 + 2 * j, ev, od);
+    for (; j < n; ++j)
+      for (int r = 0; r < 2; ++r) {
+        const acc_t* v = r ? odd_rows : even_rows;
+        out_t* y = (r ? y1 : y0) + 2 * (c0 + j);
+        y[0] = static_cast<out_t>(q * v[j] + t * v[j + 1]);
+        y[1] = static_cast<out_t>(t * v[j + 1] + q * v[j + 2]);
+      }
   }
-  for (; j < W; ++j) scalar(j);
 }
 
-// dx row i from output rows 2i-1, 2i, 2i+1, 2i+2 (clamped), each 2W long.
+// dx row i from output rows 2i-1, 2i, 2i+1, 2i+2 (clamped), each 2W long:
+// dx[j] = 1/4 (V[2j-1] + V[2j+2]) + 3/4 (V[2j] + V[2j+1]), V the rows mixed
+// vertically with (1/4, 3/4, 3/4, 1/4), columns clamped to the row.
 template <typename scalar_t, typename in_t, typename out_t>
 void bilinear_bwd_row(const in_t* const rows[4], out_t* dx, int64_t W) {
   using B = Blocks<scalar_t>;
   using acc_t = typename B::acc_t;
   using Vec = typename B::Vec;
   constexpr int P = B::P;
-  const acc_t w[4] = {acc_t(0.25), acc_t(0.75), acc_t(0.75), acc_t(0.25)};
-  auto scalar = [&](int64_t j) {
-    acc_t total = 0;
-    for (int b = 0; b < 4; ++b) {
-      const int64_t col = std::clamp<int64_t>(2 * j - 1 + b, 0, 2 * W - 1);
-      acc_t v = 0;
-      for (int a = 0; a < 4; ++a) v += w[a] * ld<acc_t>(rows[a], col);
-      total += w[b] * v;
+  const acc_t q = acc_t(0.25), t = acc_t(0.75);
+  const in_t* const rs[4] = {rows[0], rows[1], rows[2], rows[3]};
+  const acc_t w[4] = {q, t, t, q};
+  acc_t mixed[2 * kChunk + 2];  // columns 2c0-1 .. 2(c0+n)
+  for (int64_t c0 = 0; c0 < W; c0 += kChunk) {
+    const int64_t n = std::min<int64_t>(kChunk, W - c0);
+    vertical_mix<scalar_t>(rs, w, 2 * c0 - 1, 2 * n + 2, 2 * W, mixed);
+    int64_t j = 0;
+    for (; j + B::kStep <= n; j += B::kStep) {
+      Vec before[P], at0[P], at1[P], after[P];
+      B::load_deinterleaved(mixed + 2 * j, before, at0);     // V[2j-1], V[2j]
+      B::load_deinterleaved(mixed + 2 * j + 2, at1, after);  // V[2j+1], V[2j+2]
+      for (int k = 0; k < P; ++k) before[k] = Vec(q) * (before[k] + after[k]) + Vec(t) * (at0[k] + at1[k]);
+      B::store(dx + c0 + j, before);
     }
-    dx[j] = static_cast<out_t>(total);
-  };
-  // Column-mixed vertical sums at 2j+off, split into even / odd positions.
-  auto gather = [&](int64_t start, Vec* even, Vec* odd) {
-    Vec seq[2 * P], tmp[2 * P];
-    for (int k = 0; k < 2 * P; ++k) seq[k] = Vec(acc_t(0));
-    for (int a = 0; a < 4; ++a) {
-      B::load(rows[a] + start, tmp);
-      B::load(rows[a] + start + B::kStep, tmp + P);
-      for (int k = 0; k < 2 * P; ++k) seq[k] = seq[k] + Vec(w[a]) * tmp[k];
+    for (; j < n; ++j) {
+      const acc_t* v = mixed + 2 * j;
+      dx[c0 + j] = static_cast<out_t>(q * (v[0] + v[3]) + t * (v[1] + v[2]));
     }
-    for (int k = 0; k < P; ++k) std::tie(even[k], odd[k]) = at::vec::deinterleave2(seq[2 * k], seq[2 * k + 1]);
-  };
-  if (W > 0) scalar(0);
-  int64_t j = 1;
-  for (; j + B::kStep + 1 <= W; j += B::kStep) {
-    Vec prev_odd[P], even[P], odd[P], next_even[P];
-    gather(2 * j - 1, prev_odd, even);
-    gather(2 * j + 1, odd, next_even);
-    for (int k = 0; k < P; ++k)
-      even[k] = Vec(w[0]) * (prev_odd[k] + next_even[k]) + Vec(w[1]) * (even[k] + odd[k]);
-    B::store(dx + j, even);
   }
-  for (; j < W; ++j) scalar(j);
 }
 
 // ------------------------------------------------------- channels_last rows
