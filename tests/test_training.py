@@ -187,7 +187,7 @@ def test_amp_auto_on_cpu_is_bf16_only_with_amx_and_for_the_translation_models(mo
         assert trainer.amp_dtype("bf16", cpu, flag) == torch.bfloat16
 
 
-def test_pix2pix_trains_in_bf16_on_cpu(tmp_path):
+def test_pix2pix_trains_in_bf16_on_cpu(tmp_path, capsys):
     # the path --amp auto takes on CPUs with AMX (any CPU runs it, slower without AMX)
     from condgan import models
     args = ["--model", "pix2pix", "--procedural-train", "4", "--crop-size", "32", "--load-size", "36",
@@ -195,6 +195,7 @@ def test_pix2pix_trains_in_bf16_on_cpu(tmp_path):
             "--no-progress", "--workers", "0", "--log-every", "1", "--max-steps", "4", "--amp", "bf16",
             "--out", str(tmp_path / "run")]
     assert main(args) == 0
+    assert "device: cpu, bf16 mixed precision" in capsys.readouterr().out
     lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [v for line in lines for k, v in line.items() if k.startswith(("g_", "d_", "val_"))]
     assert losses and all(math.isfinite(v) for v in losses)
