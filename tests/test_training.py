@@ -179,7 +179,7 @@ def test_amp_auto_on_cpu_is_bf16_only_with_amx_and_for_the_translation_models(mo
     monkeypatch.setattr(trainer, "cpu_has_bf16_units", lambda: has_amx)
     cpu = torch.device("cpu")
     for name in ("pix2pix", "cyclegan", "cgan"):
-        flag = models._lookup(name)[1].bf16_on_cpu
+        flag = models.model_class(name).bf16_on_cpu
         assert flag == (name != "cgan")  # the cGAN's recipe was measured in fp32
         want = torch.bfloat16 if has_amx and flag else None
         assert trainer.amp_dtype("auto", cpu, flag) == want

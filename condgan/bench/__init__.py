@@ -163,7 +163,7 @@ def worker(args) -> None:
                     g(a)
     else:
         amp = args.worker == "ours-amp"
-        cl = amp and (device.type != "cpu" or models._lookup(args.model)[1].channels_last_on_cpu)
+        cl = amp and (device.type != "cpu" or models.model_class(args.model).channels_last_on_cpu)
         precision = ("bf16" if device.type == "cpu" else "auto") if amp else "off"
         ours = Ours(args.model, args.size, device, channels_last=cl, amp=precision)
         batch = ours.batch(a, b)
@@ -211,7 +211,7 @@ def main(argv=None):
     has_ref = args.model != "cgan"
     if has_ref and args.size % 256 and args.model == "pix2pix":
         p.error("the unet_256 reference needs --size to be a multiple of 256")
-    bf16_cpu = device.type == "cpu" and cpu_has_bf16_units() and models._lookup(args.model)[1].bf16_on_cpu
+    bf16_cpu = device.type == "cpu" and cpu_has_bf16_units() and models.model_class(args.model).bf16_on_cpu
     variants = args.variants or ([REFERENCE] if has_ref else []) + ["condgan"] + ([AMP] if gpu or bf16_cpu else [])
     if not has_ref:
         variants = [v for v in variants if v != REFERENCE]

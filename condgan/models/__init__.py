@@ -24,6 +24,11 @@ def config_class(name: str):
     return _lookup(name)[0]
 
 
+def model_class(name: str):
+    """The model's class, for its per-device settings (bf16_on_cpu, channels_last_on_cpu, ...)."""
+    return _lookup(name)[1]
+
+
 def data_kind(name: str) -> str:
     """The kind of data the model trains on: "labelled", "paired" or "unpaired"."""
     return getattr(_lookup(name)[1], "data_kind", "labelled")
