@@ -7,7 +7,8 @@ memory-traffic floor. Prints a markdown table.
 
 Every row times forward + backward (torch.autograd.grad, so nothing
 accumulates). Variants run round-robin inside each repeat, so drift in machine
-load hits all of them alike; the table reports medians.
+load hits all of them alike; the x.clone() that defines the floor runs in the
+same round-robin as each op it is compared with. The table reports medians.
 
 Floor: the kernel's unavoidable traffic expressed in clones of the input:
 one x.clone() reads and writes x once (2 tensor passes). bias + leaky ReLU must
@@ -99,7 +100,6 @@ def main() -> None:
     b = torch.randn(shape[1]).requires_grad_()
     g_same = torch.randn(shape)
     g_up = torch.randn(shape[0], shape[1], 2 * shape[2], 2 * shape[3])
-    clone_ms = time_round_robin({"clone": lambda: x.detach().clone()}, args.repeats)["clone"]
 
     compile_ = (lambda f: None) if args.no_compile else torch.compile
     cases = [
@@ -116,23 +116,24 @@ def main() -> None:
     print(f"condgan.ops CPU benchmark: {cpu_model()}, {args.threads} threads, torch {torch.__version__}, "
           f"shape {shape} float32, forward+backward, median of {args.repeats}")
     print(f"backend: {ops.backend()}")
-    print(f"x.clone(): {clone_ms:.1f} ms\n")
-    print("| op (fwd+bwd) | eager ms | torch.compile ms | condgan ms | floor ms | vs eager | vs compile "
-          "| condgan / floor |")
-    print("|---|---|---|---|---|---|---|---|")
+    print()
+    print("| op (fwd+bwd) | eager ms | torch.compile ms | condgan ms | x.clone() ms | floor ms | vs eager "
+          "| vs compile | condgan / floor |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, passes, inputs, grad, eager, compiled, ours in cases:
-        variants = {"eager": fwd_bwd(eager, inputs, grad), "ours": fwd_bwd(ours, inputs, grad)}
+        variants = {"clone": lambda: x.detach().clone(), "eager": fwd_bwd(eager, inputs, grad),
+                    "ours": fwd_bwd(ours, inputs, grad)}
         if compiled is not None:
             variants["compile"] = fwd_bwd(compiled, inputs, grad)
         if name.startswith("bias + leaky ReLU + upsample2x"):
             variants["two_ops"] = fwd_bwd(fused_two_ops, inputs, grad)
         t = time_round_robin(variants, args.repeats)
-        floor = passes * clone_ms
+        floor = passes * t["clone"]
         comp = t.get("compile", float("nan"))
-        print(f"| {name} | {t['eager']:.1f} | {comp:.1f} | {t['ours']:.1f} | {floor:.1f} | "
+        print(f"| {name} | {t['eager']:.1f} | {comp:.1f} | {t['ours']:.1f} | {t['clone']:.1f} | {floor:.1f} | "
               f"{t['eager'] / t['ours']:.2f}x | {comp / t['ours']:.2f}x | {t['ours'] / floor:.2f} |")
         if "two_ops" in t:
-            print(f"| ↳ same with condgan bias_leaky_relu then upsample2x (unfused) | | | {t['two_ops']:.1f} | | "
+            print(f"| ↳ same with condgan bias_leaky_relu then upsample2x (unfused) | | | {t['two_ops']:.1f} | | | "
                   f"| | fused is {t['two_ops'] / t['ours']:.2f}x faster |")
 
 

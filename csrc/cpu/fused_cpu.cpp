@@ -53,6 +53,7 @@ void forward_kernel(const scalar_t* x, const scalar_t* bias_ptr, scalar_t* y, sc
     acc_t *up = buf.data(), *mid = up + len, *dn = mid + len;
     for (int64_t r = begin; r < end; ++r) {
       const int64_t p = r / g.H, i = r % g.H;
+      prefetch_elems(x, (r + 1 + mode) * len, len, g.in_elems());  // the next task's new input row
       const int64_t in = g.in_row(p, i);
       activate_row<scalar_t>(x + in, mid, act + in, g, p, bias, f);
       scalar_t* y0 = y + g.out_row(p, 2 * i);
@@ -122,6 +123,7 @@ void backward_kernel(const scalar_t* gy, const scalar_t* act, scalar_t* dx, scal
       const int64_t p = r / g.H, i = r % g.H;
       const scalar_t* rows[4];
       for (int a = 0; a < 4; ++a) rows[a] = gy + g.out_row(p, 2 * i - 1 + a);
+      prefetch_elems(gy, (2 * r + 2 + mode) * 2 * len, 4 * len, g.out_elems());  // the next task's two new rows
       if (g.channels_last) {
         if (mode == 0) nearest_bwd_row_cl<scalar_t>(rows[1], rows[2], buf.data(), g.W, g.C);
         else bilinear_bwd_row_cl<scalar_t>(rows, buf.data(), g.W, g.C);

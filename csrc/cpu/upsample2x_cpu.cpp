@@ -18,6 +18,7 @@ void forward_kernel(const scalar_t* x, scalar_t* y, const Geometry& g, int mode)
   at::parallel_for(0, g.rows(), grain_rows(5 * len), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t p = r / g.H, i = r % g.H;
+      prefetch_elems(x, (r + 1 + mode) * len, len, g.in_elems());  // the next task's new input row
       const scalar_t *up = x + g.in_row(p, i - 1), *mid = x + g.in_row(p, i), *dn = x + g.in_row(p, i + 1);
       scalar_t* y0 = y + g.out_row(p, 2 * i);
       scalar_t* y1 = y0 + 2 * len;
@@ -40,6 +41,7 @@ void backward_kernel(const scalar_t* gy, scalar_t* dx, const Geometry& g, int mo
       const int64_t p = r / g.H, i = r % g.H;
       const scalar_t* rows[4];
       for (int a = 0; a < 4; ++a) rows[a] = gy + g.out_row(p, 2 * i - 1 + a);
+      prefetch_elems(gy, (2 * r + 2 + mode) * 2 * len, 4 * len, g.out_elems());  // the next task's two new rows
       scalar_t* out = dx + g.in_row(p, i);
       if (g.channels_last) {
         if (mode == 0) nearest_bwd_row_cl<scalar_t>(rows[1], rows[2], out, g.W, g.C);
