@@ -1,9 +1,11 @@
-"""Side-by-side CPU timings of the condgan fused ops: eager PyTorch,
+"""Side-by-side timings of the condgan fused ops: eager PyTorch,
 torch.compile of the same code, and the compiled condgan kernels, against the
 memory-traffic floor. Prints a markdown table.
 
-    python benchmarks/bench_ops.py                 # 2 threads, (16, 64, 128, 128) float32
+    python benchmarks/bench_ops.py                 # CPU, 2 threads, (16, 64, 128, 128) float32
     python benchmarks/bench_ops.py --repeats 15 --threads 2
+    python benchmarks/bench_ops.py --device cuda   # GPU, (32, 64, 256, 256) float32
+    python benchmarks/bench_ops.py --device cuda --dtype bfloat16
 
 Every row times forward + backward (torch.autograd.grad, so nothing
 accumulates). Variants run round-robin inside each repeat, so drift in machine
@@ -15,6 +17,11 @@ one x.clone() reads and writes x once (2 tensor passes). bias + leaky ReLU must
 read x and write y (forward), read grad and y and write dx (backward): 5
 passes = 2.5 clones. upsample2x must move 1 + 4 (forward) and 4 + 1
 (backward) input-sized passes = 5 clones.
+
+"GB/s" is the floor's traffic divided by the op's time, and the percentage
+beside it the share of the clone's own rate (on a GPU, x.clone() is a
+device-to-device copy: the target there is >= 80 %). On CUDA every timed call
+is bracketed by torch.cuda.synchronize().
 """
 from __future__ import annotations
 
@@ -28,6 +35,12 @@ import torch
 import torch.nn.functional as F
 
 from condgan import ops
+
+
+def device_model(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return cpu_model()
 
 
 def cpu_model() -> str:
@@ -48,15 +61,17 @@ def fwd_bwd(fn, inputs, grad):
     return run
 
 
-def time_round_robin(variants: dict, repeats: int, warmup: int = 2) -> dict:
+def time_round_robin(variants: dict, repeats: int, warmup: int = 2, sync=lambda: None) -> dict:
     for run in variants.values():
         for _ in range(warmup):
             run()
+    sync()
     samples = {name: [] for name in variants}
     for _ in range(repeats):
         for name, run in variants.items():
             start = time.perf_counter()
             run()
+            sync()
             samples[name].append(time.perf_counter() - start)
     return {name: statistics.median(s) * 1e3 for name, s in samples.items()}
 
@@ -87,19 +102,35 @@ def fused_ours(x, b):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shape", type=int, nargs=4, default=[16, 64, 128, 128])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--shape", type=int, nargs=4, default=None,
+                        help="N C H W (default: 16 64 128 128 on CPU, 32 64 256 256 on a GPU)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile column")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: PyTorch sees no CUDA device here")
+    if device.type not in ("cpu", "cuda"):
+        parser.error(f"--device must be cpu or cuda[:N], got {args.device!r}")
+    dtype = getattr(torch, args.dtype)
+    on_gpu = device.type == "cuda"
+    if on_gpu:
+        torch.cuda.set_device(device)
+    else:
+        torch.set_num_threads(args.threads)
+    sync = torch.cuda.synchronize if on_gpu else (lambda: None)
     torch.manual_seed(0)
 
-    shape = tuple(args.shape)
-    x = torch.randn(shape).requires_grad_()
-    b = torch.randn(shape[1]).requires_grad_()
-    g_same = torch.randn(shape)
-    g_up = torch.randn(shape[0], shape[1], 2 * shape[2], 2 * shape[3])
+    shape = tuple(args.shape or ([32, 64, 256, 256] if on_gpu else [16, 64, 128, 128]))
+    make = dict(device=device, dtype=dtype)
+    x = torch.randn(shape, **make).requires_grad_()
+    b = torch.randn(shape[1], **make).requires_grad_()
+    g_same = torch.randn(shape, **make)
+    g_up = torch.randn(shape[0], shape[1], 2 * shape[2], 2 * shape[3], **make)
+    nbytes = x.numel() * x.element_size()
 
     compile_ = (lambda f: None) if args.no_compile else torch.compile
     cases = [
@@ -113,13 +144,14 @@ def main() -> None:
     cases.append(("bias + leaky ReLU + upsample2x nearest", 6.0, (x, b), g_up, fused_eager, compile_(fused_eager),
                   fused_ours))
 
-    print(f"condgan.ops CPU benchmark: {cpu_model()}, {args.threads} threads, torch {torch.__version__}, "
-          f"shape {shape} float32, forward+backward, median of {args.repeats}")
+    where = device_model(device) if on_gpu else f"{cpu_model()}, {args.threads} threads"
+    print(f"condgan.ops {device.type.upper()} benchmark: {where}, torch {torch.__version__}, "
+          f"shape {shape} {args.dtype}, forward+backward, median of {args.repeats}")
     print(f"backend: {ops.backend()}")
     print()
     print("| op (fwd+bwd) | eager ms | torch.compile ms | condgan ms | x.clone() ms | floor ms | vs eager "
-          "| vs compile | condgan / floor |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| vs compile | condgan / floor | condgan GB/s (% of clone's) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, passes, inputs, grad, eager, compiled, ours in cases:
         variants = {"clone": lambda: x.detach().clone(), "eager": fwd_bwd(eager, inputs, grad),
                     "ours": fwd_bwd(ours, inputs, grad)}
@@ -127,14 +159,16 @@ def main() -> None:
             variants["compile"] = fwd_bwd(compiled, inputs, grad)
         if name.startswith("bias + leaky ReLU + upsample2x"):
             variants["two_ops"] = fwd_bwd(fused_two_ops, inputs, grad)
-        t = time_round_robin(variants, args.repeats)
+        t = time_round_robin(variants, args.repeats, sync=sync)
         floor = passes * t["clone"]
         comp = t.get("compile", float("nan"))
-        print(f"| {name} | {t['eager']:.1f} | {comp:.1f} | {t['ours']:.1f} | {t['clone']:.1f} | {floor:.1f} | "
-              f"{t['eager'] / t['ours']:.2f}x | {comp / t['ours']:.2f}x | {t['ours'] / floor:.2f} |")
+        rate = 2 * passes * nbytes / (t["ours"] * 1e-3) / 1e9
+        print(f"| {name} | {t['eager']:.2f} | {comp:.2f} | {t['ours']:.2f} | {t['clone']:.2f} | {floor:.2f} | "
+              f"{t['eager'] / t['ours']:.2f}x | {comp / t['ours']:.2f}x | {t['ours'] / floor:.2f} | "
+              f"{rate:.0f} ({100 * floor / t['ours']:.0f} %) |")
         if "two_ops" in t:
-            print(f"| ↳ same with condgan bias_leaky_relu then upsample2x (unfused) | | | {t['two_ops']:.1f} | | | "
-                  f"| | fused is {t['two_ops'] / t['ours']:.2f}x faster |")
+            print(f"| ↳ same with condgan bias_leaky_relu then upsample2x (unfused) | | | {t['two_ops']:.2f} | | | "
+                  f"| | fused is {t['two_ops'] / t['ours']:.2f}x faster | |")
 
 
 if __name__ == "__main__":
