@@ -54,6 +54,11 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def ms(value: float) -> str:
+    """Milliseconds with three significant digits or more (GPU rows are sub-millisecond)."""
+    return f"{value:.3f}" if value < 1 else f"{value:.2f}" if value < 100 else f"{value:.1f}"
+
+
 def fwd_bwd(fn, inputs, grad):
     def run():
         out = fn(*inputs)
@@ -163,11 +168,11 @@ def main() -> None:
         floor = passes * t["clone"]
         comp = t.get("compile", float("nan"))
         rate = 2 * passes * nbytes / (t["ours"] * 1e-3) / 1e9
-        print(f"| {name} | {t['eager']:.2f} | {comp:.2f} | {t['ours']:.2f} | {t['clone']:.2f} | {floor:.2f} | "
+        print(f"| {name} | {ms(t['eager'])} | {ms(comp)} | {ms(t['ours'])} | {ms(t['clone'])} | {ms(floor)} | "
               f"{t['eager'] / t['ours']:.2f}x | {comp / t['ours']:.2f}x | {t['ours'] / floor:.2f} | "
               f"{rate:.0f} ({100 * floor / t['ours']:.0f} %) |")
         if "two_ops" in t:
-            print(f"| ↳ same with condgan bias_leaky_relu then upsample2x (unfused) | | | {t['two_ops']:.2f} | | | "
+            print(f"| ↳ same with condgan bias_leaky_relu then upsample2x (unfused) | | | {ms(t['two_ops'])} | | | "
                   f"| | fused is {t['two_ops'] / t['ours']:.2f}x faster | |")
 
 

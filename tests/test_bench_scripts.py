@@ -23,7 +23,7 @@ def _env(**extra):
 @needs_native
 def test_bench_ops_prints_a_row_per_op_with_its_floor_and_rate():
     out = subprocess.run(
-        [sys.executable, "benchmarks/bench_ops.py", "--shape", "2", "4", "16", "16", "--repeats", "2",
+        [sys.executable, "benchmarks/bench_ops.py", "--shape", "2", "8", "32", "32", "--repeats", "2",
          "--no-compile", "--threads", "1"],
         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300, check=True).stdout
     rows = [line for line in out.splitlines() if line.startswith("| ") and "ms" not in line and "↳" not in line]
@@ -34,13 +34,13 @@ def test_bench_ops_prints_a_row_per_op_with_its_floor_and_rate():
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert len(cells) == 10
         ours, clone, floor = float(cells[3]), float(cells[4]), float(cells[5])
-        assert ours > 0 and clone > 0 and floor > 0
+        assert ours > 0 and clone >= 0 and floor >= 0
         rate = re.fullmatch(r"(\d+) \((\d+) %\)", cells[9])
         assert rate, cells[9]
-        # The share of the clone's rate is floor / ours, up to the table's rounding to 0.01 ms.
-        low, high = 100 * (floor - 0.005) / (ours + 0.005), 100 * (floor + 0.005) / max(ours - 0.005, 1e-9)
+        # The share of the clone's rate is floor / ours, up to the table's rounding to 0.001 ms.
+        low, high = 100 * (floor - 5e-4) / (ours + 5e-4), 100 * (floor + 5e-4) / max(ours - 5e-4, 1e-9)
         assert low - 0.5 <= int(rate.group(2)) <= high + 0.5
-    assert "shape (2, 4, 16, 16) float32" in out
+    assert "shape (2, 8, 32, 32) float32" in out
 
 
 def test_bench_ops_refuses_a_cuda_device_it_cannot_see():
