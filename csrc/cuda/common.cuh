@@ -1,5 +1,5 @@
-// Shared pieces of the CUDA kernels: launch shapes, the compute type and a
-// block-wide sum. Arithmetic runs in at::opmath_type (float for half and
+// Shared pieces of the CUDA kernels: launch shapes, the compute type, a
+// block-wide sum and (from leaky_params.cuh) the activation. Arithmetic runs in at::opmath_type (float for half and
 // bfloat16, double for double), as on the CPU side.
 #pragma once
 #include <ATen/ATen.h>
@@ -10,6 +10,8 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
+
+#include "leaky_params.cuh"
 
 namespace condgan::cuda {
 
@@ -39,23 +41,6 @@ __device__ inline T block_sum(T v) {
   v = threadIdx.x < kThreads / 32 ? per_warp[lane] : T(0);
   if (warp == 0) v = warp_sum(v);
   return v;
-}
-
-template <typename acc_t>
-struct LeakyParams {
-  acc_t gain, gain_slope;
-  bool gain_positive;
-  __device__ acc_t act(acc_t z) const { return z > acc_t(0) ? z * gain : z * gain_slope; }
-  // Gradient factor read off the output's sign (see csrc/cpu/leaky.h).
-  __device__ acc_t grad(acc_t g, acc_t y) const {
-    const bool positive = gain_positive ? y > acc_t(0) : y < acc_t(0);
-    return g * (positive ? gain : gain_slope);
-  }
-};
-
-template <typename acc_t>
-inline LeakyParams<acc_t> leaky_params(double slope, double gain) {
-  return {acc_t(gain), acc_t(gain * slope), gain > 0};
 }
 
 }  // namespace condgan::cuda

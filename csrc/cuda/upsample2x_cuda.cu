@@ -1,100 +1,33 @@
 // CUDA kernels for upsample2x, its adjoint, and the fused
-// upsample2x_bias_leaky_relu. One thread per written element: the forward
-// computes each output from its 1 (nearest) or 4 (bilinear) sources, the
-// backward gathers each input gradient from its 4 or 16 clamped taps, so no
-// atomics are needed. Weights as in csrc/cpu/upsample2x_rows.h.
+// upsample2x_bias_leaky_relu. One thread per low-resolution element, in a
+// grid-stride loop: the forward writes the element's 2x2 outputs, the
+// backward gathers its gradient from the 4 or 16 clamped taps, so no atomics
+// are needed. The per-element bodies live in upsample2x_body.cuh, where the
+// CPU emulation in tests/ runs them too.
 #include <torch/library.h>
 
 #include "../layout.h"
 #include "common.cuh"
+#include "upsample2x_body.cuh"
 
 namespace condgan::cuda {
 namespace {
 
-struct Geometry {
-  int64_t N, C, H, W;  // low resolution
-  bool channels_last;
-  // Memory offset of (n, c, h, w) in a tensor of height h_size, width w_size.
-  __device__ int64_t offset(int64_t n, int64_t c, int64_t h, int64_t w, int64_t h_size, int64_t w_size) const {
-    return channels_last ? ((n * h_size + h) * w_size + w) * C + c : ((n * C + c) * h_size + h) * w_size + w;
-  }
-  // Inverse of offset(): coordinates of memory index i.
-  __device__ void coords(int64_t i, int64_t h_size, int64_t w_size, int64_t& n, int64_t& c, int64_t& h,
-                         int64_t& w) const {
-    if (channels_last) {
-      c = i % C; i /= C; w = i % w_size; i /= w_size; h = i % h_size; n = i / h_size;
-    } else {
-      w = i % w_size; i /= w_size; h = i % h_size; i /= h_size; c = i % C; n = i / C;
-    }
-  }
-};
-
-__device__ inline int64_t clamp_index(int64_t v, int64_t size) { return v < 0 ? 0 : (v >= size ? size - 1 : v); }
-
-// Source value of the low-resolution input: raw, or activated with bias.
-template <typename scalar_t, bool kActivate>
-struct Source {
-  const scalar_t* x;
-  const scalar_t* bias;
-  LeakyParams<at::opmath_type<scalar_t>> p;
-  __device__ at::opmath_type<scalar_t> operator()(int64_t offset, int64_t c) const {
-    using acc_t = at::opmath_type<scalar_t>;
-    if constexpr (kActivate) return p.act(acc_t(x[offset]) + (bias != nullptr ? acc_t(bias[c]) : acc_t(0)));
-    else return acc_t(x[offset]);
-  }
-};
-
 template <typename scalar_t, bool kActivate>
 __global__ void forward_kernel(Source<scalar_t, kActivate> src, scalar_t* __restrict__ y, scalar_t* __restrict__ act,
                                Geometry g, bool bilinear) {
-  using acc_t = at::opmath_type<scalar_t>;
-  const int64_t H2 = 2 * g.H, W2 = 2 * g.W, numel = g.N * g.C * H2 * W2;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < numel; i += int64_t(blockDim.x) * gridDim.x) {
-    int64_t n, c, oh, ow;
-    g.coords(i, H2, W2, n, c, oh, ow);
-    const int64_t h = oh / 2, w = ow / 2;
-    const acc_t center = src(g.offset(n, c, h, w, g.H, g.W), c);
-    if (act != nullptr && oh % 2 == 0 && ow % 2 == 0) act[g.offset(n, c, h, w, g.H, g.W)] = scalar_t(center);
-    if (!bilinear) {
-      y[i] = scalar_t(center);
-      continue;
-    }
-    // Even outputs lean on the previous neighbour, odd ones on the next.
-    const int64_t h2 = clamp_index(oh % 2 == 0 ? h - 1 : h + 1, g.H);
-    const int64_t w2 = clamp_index(ow % 2 == 0 ? w - 1 : w + 1, g.W);
-    const acc_t row = acc_t(0.75) * center + acc_t(0.25) * src(g.offset(n, c, h, w2, g.H, g.W), c);
-    const acc_t other = acc_t(0.75) * src(g.offset(n, c, h2, w, g.H, g.W), c) +
-                        acc_t(0.25) * src(g.offset(n, c, h2, w2, g.H, g.W), c);
-    y[i] = scalar_t(acc_t(0.75) * row + acc_t(0.25) * other);
-  }
+  const int64_t numel = g.low_numel();
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < numel; i += int64_t(blockDim.x) * gridDim.x)
+    forward_element<scalar_t, kActivate>(src, y, act, g, bilinear, i);
 }
 
-// dx (or, with act, the activation gradient) for every low-resolution element.
 template <typename scalar_t>
 __global__ void backward_kernel(const scalar_t* __restrict__ gy, const scalar_t* __restrict__ act,
                                 scalar_t* __restrict__ dx, Geometry g, bool bilinear,
                                 LeakyParams<at::opmath_type<scalar_t>> p) {
-  using acc_t = at::opmath_type<scalar_t>;
-  const int64_t H2 = 2 * g.H, W2 = 2 * g.W, numel = g.N * g.C * g.H * g.W;
-  const acc_t weights[4] = {acc_t(0.25), acc_t(0.75), acc_t(0.75), acc_t(0.25)};
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < numel; i += int64_t(blockDim.x) * gridDim.x) {
-    int64_t n, c, h, w;
-    g.coords(i, g.H, g.W, n, c, h, w);
-    acc_t total = 0;
-    if (!bilinear) {
-      for (int a = 0; a < 2; ++a)
-        for (int b = 0; b < 2; ++b) total += acc_t(gy[g.offset(n, c, 2 * h + a, 2 * w + b, H2, W2)]);
-    } else {
-      for (int a = 0; a < 4; ++a) {
-        const int64_t oh = clamp_index(2 * h - 1 + a, H2);
-        acc_t row = 0;
-        for (int b = 0; b < 4; ++b)
-          row += weights[b] * acc_t(gy[g.offset(n, c, oh, clamp_index(2 * w - 1 + b, W2), H2, W2)]);
-        total += weights[a] * row;
-      }
-    }
-    dx[i] = scalar_t(act != nullptr ? p.grad(total, acc_t(act[i])) : total);
-  }
+  const int64_t numel = g.low_numel();
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < numel; i += int64_t(blockDim.x) * gridDim.x)
+    backward_element<scalar_t>(gy, act, dx, g, bilinear, p, i);
 }
 
 at::Tensor low_res_layout(const at::Tensor& t) { return is_channels_last(t) ? t : t.contiguous(); }
@@ -123,7 +56,7 @@ std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& x_in, const c10::op
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "upsample2x_cuda", [&] {
     Source<scalar_t, kActivate> src{x.const_data_ptr<scalar_t>(), has_bias ? b.const_data_ptr<scalar_t>() : nullptr,
                                     leaky_params<at::opmath_type<scalar_t>>(slope, gain)};
-    forward_kernel<scalar_t, kActivate><<<blocks_for(y.numel()), kThreads, 0, stream()>>>(
+    forward_kernel<scalar_t, kActivate><<<blocks_for(x.numel()), kThreads, 0, stream()>>>(
         src, y.mutable_data_ptr<scalar_t>(), kActivate ? act.mutable_data_ptr<scalar_t>() : nullptr, g, bilinear);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
