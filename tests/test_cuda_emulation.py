@@ -58,27 +58,31 @@ def _up_shape(x):
     return (n, c, 2 * h, 2 * w)
 
 
+# small_index: the coordinate split by multiplication (every tensor here) or,
+# forced, the plain 64-bit division that tensors past 2**31 elements take.
+@pytest.mark.parametrize("small_index", [True, False], ids=["fast-divide", "int64-divide"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("shape", SHAPES)
-def test_forward_bodies_match_the_reference(emu, shape, mode, layout, dtype):
+def test_forward_bodies_match_the_reference(emu, shape, mode, layout, dtype, small_index):
     x = _low_res(shape, dtype, layout)
     y = _poisoned_like(_up_shape(x), x, expected_format(x))
-    emu.forward(x, None, y, None, 0.2, 1.0, mode == "bilinear", False)
+    emu.forward(x, None, y, None, 0.2, 1.0, mode == "bilinear", False, small_index)
     assert not y.isnan().any(), "an output element was not written"
     assert_close(y, upsample2x_ref(x, mode), dtype)
 
 
+@pytest.mark.parametrize("small_index", [True, False], ids=["fast-divide", "int64-divide"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("shape", SHAPES)
-def test_backward_bodies_match_autograd_of_the_reference(emu, shape, mode, layout, dtype):
+def test_backward_bodies_match_autograd_of_the_reference(emu, shape, mode, layout, dtype, small_index):
     x = _low_res(shape, dtype, layout)
     gy = _low_res(_up_shape(x), dtype, layout, seed=1)
     dx = _poisoned_like(shape, x, expected_format(gy))
-    emu.backward(gy, None, dx, 0.2, 1.0, mode == "bilinear")
+    emu.backward(gy, None, dx, 0.2, 1.0, mode == "bilinear", small_index)
     assert not dx.isnan().any(), "a gradient element was not written"
     x64 = x.double().requires_grad_()
     (want,) = torch.autograd.grad(upsample2x_ref(x64, mode), x64, gy.double())
@@ -96,14 +100,14 @@ def test_fused_bodies_match_the_reference(emu, shape, mode, layout, dtype, slope
     fmt = expected_format(x)
     y = _poisoned_like(_up_shape(x), x, fmt)
     act = _poisoned_like(shape, x, fmt)
-    emu.forward(x, bias, y, act, slope, gain, mode == "bilinear", True)
+    emu.forward(x, bias, y, act, slope, gain, mode == "bilinear", True, True)
     assert not y.isnan().any() and not act.isnan().any()
     assert_close(y, upsample2x_bias_leaky_relu_ref(x, bias, slope, gain, mode), dtype)
     assert_close(act, bias_leaky_relu_ref(x, bias, slope, gain), dtype)
 
     gy = _low_res(_up_shape(x), dtype, layout, seed=3)
     dx = _poisoned_like(shape, x, fmt)
-    emu.backward(gy.contiguous(memory_format=fmt), act, dx, slope, gain, mode == "bilinear")
+    emu.backward(gy.contiguous(memory_format=fmt), act, dx, slope, gain, mode == "bilinear", True)
     assert not dx.isnan().any()
     x64 = x.double().requires_grad_()
     out = upsample2x_bias_leaky_relu_ref(x64, bias.double(), slope, gain, mode)

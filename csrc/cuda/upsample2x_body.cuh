@@ -12,6 +12,7 @@
 // computed once. Weights as in csrc/cpu/upsample2x_rows.h.
 #pragma once
 #include <ATen/OpMathType.h>
+#include <ATen/cuda/detail/IntegerDivider.cuh>
 
 #include <cstdint>
 
@@ -22,9 +23,15 @@ namespace condgan::cuda {
 // Low-resolution sizes and layout. The low-resolution tensor (forward input,
 // backward output, saved activation) is dense in this layout, so its element
 // at memory offset i has the coordinates low_coords(i) and no other offset.
+// When every such offset fits in 31 bits (small_index), the coordinate split
+// divides by multiplication with torch's IntDivider (a multiply-high and a
+// shift per division instead of a 64-bit division); otherwise it divides
+// plainly. make_geometry() sets both up.
 struct Geometry {
   int64_t N, C, H, W;
   bool channels_last;
+  bool small_index;
+  at::cuda::detail::IntDivider<unsigned int> div_c, div_h, div_w;
   CONDGAN_HD int64_t low_numel() const { return N * C * H * W; }
   // Memory steps of one column and one row at width `width`.
   CONDGAN_HD int64_t col_step() const { return channels_last ? C : 1; }
@@ -34,6 +41,22 @@ struct Geometry {
     return channels_last ? n * h_size * w_size * C + c : (n * C + c) * h_size * w_size;
   }
   CONDGAN_HD void low_coords(int64_t i, int64_t& n, int64_t& c, int64_t& h, int64_t& w) const {
+    if (small_index) {
+      using Divider = at::cuda::detail::IntDivider<unsigned int>;
+      unsigned int rest = static_cast<unsigned int>(i);
+      auto take = [&rest](const Divider& d) {
+        const auto qr = d.divmod(rest);
+        rest = qr.div;
+        return static_cast<int64_t>(qr.mod);
+      };
+      if (channels_last) {
+        c = take(div_c); w = take(div_w); h = take(div_h);
+      } else {
+        w = take(div_w); h = take(div_h); c = take(div_c);
+      }
+      n = static_cast<int64_t>(rest);
+      return;
+    }
     if (channels_last) {
       c = i % C; i /= C; w = i % W; i /= W; h = i % H; n = i / H;
     } else {
@@ -41,6 +64,21 @@ struct Geometry {
     }
   }
 };
+
+// allow_small_index=false forces the plain-division path (the emulation tests
+// use it to cover that path on small tensors).
+inline Geometry make_geometry(int64_t N, int64_t C, int64_t H, int64_t W, bool channels_last,
+                              bool allow_small_index = true) {
+  Geometry g{N, C, H, W, channels_last, false, {}, {}, {}};
+  const int64_t limit = INT32_MAX;
+  if (allow_small_index && N * C * H * W <= limit && C >= 1 && H >= 1 && W >= 1) {
+    g.small_index = true;
+    g.div_c = at::cuda::detail::IntDivider<unsigned int>(static_cast<unsigned int>(C));
+    g.div_h = at::cuda::detail::IntDivider<unsigned int>(static_cast<unsigned int>(H));
+    g.div_w = at::cuda::detail::IntDivider<unsigned int>(static_cast<unsigned int>(W));
+  }
+  return g;
+}
 
 CONDGAN_HD int64_t clamp_index(int64_t v, int64_t size) { return v < 0 ? 0 : (v >= size ? size - 1 : v); }
 

@@ -33,7 +33,7 @@ __global__ void backward_kernel(const scalar_t* __restrict__ gy, const scalar_t*
 at::Tensor low_res_layout(const at::Tensor& t) { return is_channels_last(t) ? t : t.contiguous(); }
 
 Geometry geometry_of(const at::Tensor& low) {
-  return {low.size(0), low.size(1), low.size(2), low.size(3), is_channels_last(low)};
+  return make_geometry(low.size(0), low.size(1), low.size(2), low.size(3), is_channels_last(low));
 }
 
 at::MemoryFormat format_of(const Geometry& g) {
@@ -78,7 +78,7 @@ at::Tensor backward(const at::Tensor& grad_in, const at::Tensor* act_in, double 
     gy = grad_in.contiguous(format_of(g));
   } else {
     gy = low_res_layout(grad_in);
-    g = {gy.size(0), gy.size(1), gy.size(2) / 2, gy.size(3) / 2, is_channels_last(gy)};
+    g = make_geometry(gy.size(0), gy.size(1), gy.size(2) / 2, gy.size(3) / 2, is_channels_last(gy));
   }
   at::Tensor dx = at::empty({g.N, g.C, g.H, g.W}, gy.options().memory_format(format_of(g)));
   if (dx.numel() == 0) return dx;

@@ -14,14 +14,17 @@ namespace cu = condgan::cuda;
 
 namespace {
 
-cu::Geometry geometry_of(const at::Tensor& low) {
-  return {low.size(0), low.size(1), low.size(2), low.size(3), condgan::is_channels_last(low)};
+// small_index=false forces the kernels' plain 64-bit division path.
+cu::Geometry geometry_of(const at::Tensor& low, bool small_index) {
+  return cu::make_geometry(low.size(0), low.size(1), low.size(2), low.size(3), condgan::is_channels_last(low),
+                           small_index);
 }
 
 // Writes into y (and act) in place; the caller lays them out like x.
 void forward(const at::Tensor& x, const c10::optional<at::Tensor>& bias, at::Tensor y,
-             const c10::optional<at::Tensor>& act, double slope, double gain, bool bilinear, bool activate) {
-  const cu::Geometry g = geometry_of(x);
+             const c10::optional<at::Tensor>& act, double slope, double gain, bool bilinear, bool activate,
+             bool small_index) {
+  const cu::Geometry g = geometry_of(x, small_index);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "emulate_forward", [&] {
     const scalar_t* b = bias.has_value() ? bias->const_data_ptr<scalar_t>() : nullptr;
     scalar_t* a = act.has_value() ? act->mutable_data_ptr<scalar_t>() : nullptr;
@@ -37,8 +40,8 @@ void forward(const at::Tensor& x, const c10::optional<at::Tensor>& bias, at::Ten
 
 // Writes into dx in place; dx (and act) are laid out like the low-resolution tensor.
 void backward(const at::Tensor& gy, const c10::optional<at::Tensor>& act, at::Tensor dx, double slope, double gain,
-              bool bilinear) {
-  const cu::Geometry g = geometry_of(dx);
+              bool bilinear, bool small_index) {
+  const cu::Geometry g = geometry_of(dx, small_index);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, gy.scalar_type(), "emulate_backward", [&] {
     const scalar_t* a = act.has_value() ? act->const_data_ptr<scalar_t>() : nullptr;
     const auto params = cu::leaky_params<at::opmath_type<scalar_t>>(slope, gain);
