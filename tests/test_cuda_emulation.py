@@ -113,3 +113,44 @@ def test_fused_bodies_match_the_reference(emu, shape, mode, layout, dtype, slope
     out = upsample2x_bias_leaky_relu_ref(x64, bias.double(), slope, gain, mode)
     (want,) = torch.autograd.grad(out, x64, gy.double())
     assert_close(dx, want.to(dtype), dtype, scale=2)
+
+
+# (shape, layout, dim): row chunks (inner > 1, one chunk or several), the
+# channel layout (inner == 1, more rows than the slice cap), one channel.
+BLR_CASES = [
+    ((2, 5, 7, 9), "contiguous", 1),
+    ((2, 5, 7, 9), "channels_last", 1),
+    ((3, 300, 1, 33), "channels_last", 1),
+    ((2, 40, 64, 70), "contiguous", 1),
+    ((1, 3, 50, 50), "contiguous", 1),
+    ((1500, 8), "contiguous", 1),
+    ((4, 7), "contiguous", 0),
+    ((3, 4, 5), "contiguous", -1),
+    ((1, 1, 3, 3), "contiguous", 1),
+]
+
+
+@pytest.mark.parametrize("small_index", [True, False], ids=["fast-divide", "int64-divide"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,layout,dim", BLR_CASES)
+def test_bias_leaky_relu_bodies_match_the_reference(emu, shape, layout, dim, dtype, small_index):
+    x = randn(shape, dtype, layout, seed=4)
+    bias = randn((shape[dim],), dtype, seed=5)
+    slope, gain = 0.2, math.sqrt(2)
+    y = torch.full_like(x, float("nan"))
+    emu.blr_forward(x, bias, y, slope, gain, dim, small_index)
+    assert not y.isnan().any(), "an output element was not written"
+    assert_close(y, bias_leaky_relu_ref(x, bias, slope, gain, dim), dtype)
+
+    g = randn(shape, dtype, layout, seed=6)
+    dx = torch.full_like(y, float("nan"))
+    dbias = emu.blr_backward(g, y, dx, slope, gain, dim, True)
+    assert not dx.isnan().any(), "a gradient element was not written"
+    x64, b64 = x.double().requires_grad_(), bias.double().requires_grad_()
+    want_dx, want_db = torch.autograd.grad(bias_leaky_relu_ref(x64, b64, slope, gain, dim), (x64, b64), g.double())
+    assert_close(dx, want_dx.to(dtype), dtype, scale=2)
+    assert_close(dbias, want_db.to(dtype), dtype, scale=1 if dtype in (torch.float32, torch.float64) else 16)
+
+    dx_only = torch.full_like(y, float("nan"))
+    assert emu.blr_backward(g, y, dx_only, slope, gain, dim, False).numel() == 0
+    assert torch.equal(dx_only, dx)

@@ -3,73 +3,51 @@
 // gradient is reduced in the same pass that writes dx: every block sums the
 // dx values it produced into one slot of a partial buffer whose layout keeps
 // channels apart, and a tiny sum over that buffer finishes the job. No atomics,
-// so results are reproducible.
+// so results are reproducible. What each thread computes lives in
+// bias_leaky_relu_body.cuh, where the CPU emulation in tests/ runs it too.
 #include <torch/library.h>
 
 #include "../layout.h"
+#include "bias_leaky_relu_body.cuh"
 #include "common.cuh"
 
 namespace condgan::cuda {
 namespace {
 
-// Elements per block in the row-layout reduction.
-constexpr int64_t kRowChunk = kThreads * 8;
+static_assert(kRowChunk == kThreads * 8, "a row chunk is eight elements per thread");
 
 template <typename scalar_t>
 __global__ void forward_kernel(const scalar_t* __restrict__ x, const scalar_t* __restrict__ bias,
-                               scalar_t* __restrict__ y, int64_t numel, int64_t C, int64_t inner,
+                               scalar_t* __restrict__ y, int64_t numel, ChannelOf channel_of,
                                LeakyParams<at::opmath_type<scalar_t>> p) {
-  using acc_t = at::opmath_type<scalar_t>;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < numel; i += int64_t(blockDim.x) * gridDim.x) {
-    const acc_t b = bias != nullptr ? acc_t(bias[(i / inner) % C]) : acc_t(0);
-    y[i] = scalar_t(p.act(acc_t(x[i]) + b));
-  }
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < numel; i += int64_t(blockDim.x) * gridDim.x)
+    forward_element(x, bias, y, channel_of, p, i);
 }
 
 template <typename scalar_t>
 __global__ void grad_kernel(const scalar_t* __restrict__ g, const scalar_t* __restrict__ y,
                             scalar_t* __restrict__ dx, int64_t numel, LeakyParams<at::opmath_type<scalar_t>> p) {
-  using acc_t = at::opmath_type<scalar_t>;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < numel; i += int64_t(blockDim.x) * gridDim.x)
-    dx[i] = scalar_t(p.grad(acc_t(g[i]), acc_t(y[i])));
+    grad_element(g, y, dx, p, i);
 }
 
-// Row layout (inner > 1): block t covers chunk t % chunks of row t / chunks.
 template <typename scalar_t>
 __global__ void grad_rows_kernel(const scalar_t* __restrict__ g, const scalar_t* __restrict__ y,
                                  scalar_t* __restrict__ dx, at::opmath_type<scalar_t>* __restrict__ partial,
                                  int64_t inner, int64_t chunks, LeakyParams<at::opmath_type<scalar_t>> p) {
-  using acc_t = at::opmath_type<scalar_t>;
-  const int64_t t = blockIdx.x;
-  const int64_t row = t / chunks;
-  const int64_t start = row * inner + (t % chunks) * kRowChunk;
-  const int64_t stop = min(start + kRowChunk, (row + 1) * inner);
-  acc_t sum = 0;
-  for (int64_t i = start + threadIdx.x; i < stop; i += blockDim.x) {
-    const acc_t d = p.grad(acc_t(g[i]), acc_t(y[i]));
-    dx[i] = scalar_t(d);
-    sum += d;
-  }
+  auto sum = grad_rows_thread(g, y, dx, inner, chunks, p, blockIdx.x, threadIdx.x, blockDim.x);
   sum = block_sum(sum);
-  if (threadIdx.x == 0) partial[t] = sum;
+  if (threadIdx.x == 0) partial[blockIdx.x] = sum;
 }
 
-// Channel layout (inner == 1): thread = channel, block row y = a slice of rows.
+// Thread = channel, block row y = a slice of rows.
 template <typename scalar_t>
 __global__ void grad_channels_kernel(const scalar_t* __restrict__ g, const scalar_t* __restrict__ y,
                                      scalar_t* __restrict__ dx, at::opmath_type<scalar_t>* __restrict__ partial,
                                      int64_t outer, int64_t C, LeakyParams<at::opmath_type<scalar_t>> p) {
-  using acc_t = at::opmath_type<scalar_t>;
   const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (c >= C) return;
-  acc_t sum = 0;
-  for (int64_t r = blockIdx.y; r < outer; r += gridDim.y) {
-    const int64_t i = r * C + c;
-    const acc_t d = p.grad(acc_t(g[i]), acc_t(y[i]));
-    dx[i] = scalar_t(d);
-    sum += d;
-  }
-  partial[blockIdx.y * C + c] = sum;
+  partial[blockIdx.y * C + c] = grad_channels_thread(g, y, dx, outer, C, p, c, blockIdx.y, gridDim.y);
 }
 
 at::Tensor bias_leaky_relu_cuda(const at::Tensor& x_in, const c10::optional<at::Tensor>& bias,
@@ -86,7 +64,7 @@ at::Tensor bias_leaky_relu_cuda(const at::Tensor& x_in, const c10::optional<at::
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bias_leaky_relu_cuda", [&] {
     forward_kernel<scalar_t><<<blocks_for(numel), kThreads, 0, stream()>>>(
         x.const_data_ptr<scalar_t>(), has_bias ? b.const_data_ptr<scalar_t>() : nullptr,
-        y.mutable_data_ptr<scalar_t>(), numel, L.channels, L.inner,
+        y.mutable_data_ptr<scalar_t>(), numel, make_channel_of(L.channels, L.inner, numel),
         leaky_params<at::opmath_type<scalar_t>>(slope, gain));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
@@ -121,7 +99,7 @@ std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward_cuda(
     using acc_t = at::opmath_type<scalar_t>;
     const auto params = leaky_params<acc_t>(slope, gain);
     if (L.inner > 1 || L.channels == 1) {
-      const int64_t chunks = (L.inner + kRowChunk - 1) / kRowChunk;
+      const int64_t chunks = row_chunks(L.inner);
       at::Tensor partial = at::empty({L.outer, L.channels, chunks}, y.options().dtype(acc_dtype));
       grad_rows_kernel<scalar_t><<<static_cast<unsigned>(L.outer * L.channels * chunks), kThreads, 0, stream()>>>(
           g.const_data_ptr<scalar_t>(), y.const_data_ptr<scalar_t>(), dx.mutable_data_ptr<scalar_t>(),
@@ -129,7 +107,7 @@ std::tuple<at::Tensor, at::Tensor> bias_leaky_relu_backward_cuda(
       C10_CUDA_KERNEL_LAUNCH_CHECK();
       dbias = partial.sum(at::IntArrayRef{0, 2}).to(y.scalar_type());
     } else {
-      const int64_t slices = std::min<int64_t>(L.outer, 1024);
+      const int64_t slices = channel_slices(L.outer);
       at::Tensor partial = at::empty({slices, L.channels}, y.options().dtype(acc_dtype));
       const dim3 grid(static_cast<unsigned>((L.channels + kThreads - 1) / kThreads), static_cast<unsigned>(slices));
       grad_channels_kernel<scalar_t><<<grid, kThreads, 0, stream()>>>(
