@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from condgan.ops._build_lock import BuildLock
 from condgan.ops._loader import cache_root
 from condgan.ops._reference import bias_leaky_relu_ref, upsample2x_bias_leaky_relu_ref, upsample2x_ref
 from condgan.ops._testing import DTYPES, assert_close, expected_format, randn
@@ -40,8 +41,12 @@ def emu():
         digest.update(path.read_bytes())
     build_dir = cache_root() / f"cuda-emulation-{digest.hexdigest()[:16]}"
     build_dir.mkdir(parents=True, exist_ok=True)
-    return load(name="condgan_cuda_emulation", sources=[str(SOURCE)], build_directory=str(build_dir),
-                extra_cflags=["-O1"], verbose=False)
+    # Same discipline as the extension's own build: our lock breaks stale
+    # owners, and torch's lock file, under ours, can only be a killed build's.
+    with BuildLock(build_dir / "condgan.lock"):
+        (build_dir / "lock").unlink(missing_ok=True)
+        return load(name="condgan_cuda_emulation", sources=[str(SOURCE)], build_directory=str(build_dir),
+                    extra_cflags=["-O1"], verbose=False)
 
 
 def _low_res(shape, dtype, layout, seed=0):
