@@ -1,8 +1,10 @@
 """The examples run as a user would run them (a few steps only)."""
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from PIL import Image
 
@@ -65,3 +67,28 @@ def test_unpaired_maps_trains_and_translates_both_ways(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert Image.open(tmp_path / "o" / "translated" / "m.png").size == (70, 50)
+
+
+def _fused_layers_example(*args, **env):
+    return subprocess.run([sys.executable, str(ROOT / "examples" / "fused_layers_in_your_model.py"), *args],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+
+
+def test_fused_layers_example_checks_both_implementations_and_times_them():
+    from condgan.ops import backend
+
+    if not backend().startswith("native"):
+        pytest.skip(f"compiled kernels unavailable: {backend()}")
+    proc = _fused_layers_example("--batch", "2", "--size", "8", "--steps", "2")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    diff = next(line for line in lines if line.startswith("compiled kernels vs PyTorch twin"))
+    out_err, grad_err = (float(part.split()[-1]) for part in diff.split(":", 1)[1].split(","))
+    assert out_err <= 1e-4 and grad_err <= 1e-3
+    assert any(line.startswith("training step (2 x 3 x 64 x 64 output, bilinear)") for line in lines)
+
+
+def test_fused_layers_example_runs_on_the_reference_alone():
+    proc = _fused_layers_example("--batch", "1", "--size", "4", CONDGAN_OPS="ref")
+    assert proc.returncode == 0, proc.stderr
+    assert "ran on the PyTorch twin (output (1, 3, 32, 32))" in proc.stdout
