@@ -63,13 +63,19 @@ def _up_shape(x):
     return (n, c, 2 * h, 2 * w)
 
 
-# small_index: the coordinate split by multiplication (every tensor here) or,
-# forced, the plain 64-bit division that tensors past 2**31 elements take.
-@pytest.mark.parametrize("small_index", [True, False], ids=["fast-divide", "int64-divide"])
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("shape", SHAPES)
+SMALL_INDEX = pytest.mark.parametrize("small_index", [True, False], ids=["fast-divide", "int64-divide"])
+
+
+def upsample_grid(test):
+    """Every shape, mode, layout and dtype, with both coordinate splits:
+    small_index = by multiplication (every tensor here) or, forced, the plain
+    64-bit division that tensors past 2**31 elements take."""
+    for name, values in (("dtype", DTYPES), ("layout", LAYOUTS), ("mode", MODES), ("shape", SHAPES)):
+        test = pytest.mark.parametrize(name, values)(test)
+    return SMALL_INDEX(test)
+
+
+@upsample_grid
 def test_forward_bodies_match_the_reference(emu, shape, mode, layout, dtype, small_index):
     x = _low_res(shape, dtype, layout)
     y = _poisoned_like(_up_shape(x), x, expected_format(x))
@@ -78,11 +84,7 @@ def test_forward_bodies_match_the_reference(emu, shape, mode, layout, dtype, sma
     assert_close(y, upsample2x_ref(x, mode), dtype)
 
 
-@pytest.mark.parametrize("small_index", [True, False], ids=["fast-divide", "int64-divide"])
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("shape", SHAPES)
+@upsample_grid
 def test_backward_bodies_match_autograd_of_the_reference(emu, shape, mode, layout, dtype, small_index):
     x = _low_res(shape, dtype, layout)
     gy = _low_res(_up_shape(x), dtype, layout, seed=1)
@@ -135,7 +137,7 @@ BLR_CASES = [
 ]
 
 
-@pytest.mark.parametrize("small_index", [True, False], ids=["fast-divide", "int64-divide"])
+@SMALL_INDEX
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,layout,dim", BLR_CASES)
 def test_bias_leaky_relu_bodies_match_the_reference(emu, shape, layout, dim, dtype, small_index):
