@@ -120,6 +120,10 @@ def main() -> None:
         parser.error(f"--device {args.device}: PyTorch sees no CUDA device here")
     if device.type not in ("cpu", "cuda"):
         parser.error(f"--device must be cpu or cuda[:N], got {args.device!r}")
+    if args.shape is not None and min(args.shape) < 1:
+        parser.error(f"--shape needs four positive sizes, got {args.shape}")
+    if args.repeats < 1 or args.threads < 1:
+        parser.error("--repeats and --threads must be positive")
     dtype = getattr(torch, args.dtype)
     on_gpu = device.type == "cuda"
     if on_gpu:

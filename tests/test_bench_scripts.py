@@ -60,3 +60,28 @@ def test_gpu_check_stops_at_once_without_a_gpu(tmp_path):
     assert res.returncode == 2
     assert res.stdout.strip() == "gpu_check: PyTorch sees no CUDA device here; nothing to check."
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("script,args", [
+    ("benchmarks/bench_ops.py", ["--shape", "0", "2", "2", "2"]),
+    ("benchmarks/bench_ops_split.py", ["--shapes", "3x4"]),
+])
+def test_bench_scripts_refuse_a_bad_shape_in_one_line(script, args):
+    res = subprocess.run([sys.executable, script, *args], cwd=ROOT, env=_env(), capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 2
+    assert "error:" in res.stderr.splitlines()[-1] and "positive" in res.stderr.splitlines()[-1]
+
+
+@needs_native
+def test_bench_ops_split_times_every_row_in_every_round():
+    out = subprocess.run(
+        [sys.executable, "benchmarks/bench_ops_split.py", "--shapes", "2x3x8x8", "--layouts", "nchw", "channels_last",
+         "--repeats", "2", "--rounds", "2", "--threads", "1"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300, check=True).stdout
+    rows = [line.split() for line in out.splitlines() if line.startswith("  ")]
+    names = [" ".join(r[:-2]) for r in rows]
+    assert names == [f"{layout} {what}" for layout in ("nchw", "channels_last")
+                     for what in ("x.clone()", "y.clone()", "forward nearest", "backward nearest",
+                                  "forward bilinear", "backward bilinear")]
+    assert all(float(v) > 0 for r in rows for v in r[-2:])
