@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from condgan.ops._testing import needs_native
+from ops_helpers import needs_native
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from ops_helpers import DTYPES, assert_close, expected_format, randn
 
 from condgan.ops._build_lock import BuildLock
 from condgan.ops._loader import cache_root
 from condgan.ops._reference import bias_leaky_relu_ref, upsample2x_bias_leaky_relu_ref, upsample2x_ref
-from condgan.ops._testing import DTYPES, assert_close, expected_format, randn
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "tests" / "cuda_emulation" / "emulate.cpp"

@@ -10,9 +10,9 @@ import math
 
 import pytest
 import torch
+from ops_helpers import DTYPES, assert_close, expected_format, needs_native, poisoned_outputs, randn
 
 from condgan import ops
-from condgan.ops._testing import DTYPES, assert_close, expected_format, needs_native, poisoned_outputs, randn
 
 pytestmark = needs_native
 LAYOUTS = ["contiguous", "channels_last", "noncontiguous"]
@@ -42,6 +42,20 @@ def test_an_fp32_bias_follows_a_reduced_precision_input(impl):
         want = fn(x, bias.to(torch.bfloat16))
         assert y.dtype == dx.dtype == torch.bfloat16 and db.dtype == torch.float32
         assert_close(y, want, torch.bfloat16)
+
+
+@pytest.mark.parametrize("shape,layout,want", [
+    ((2, 3, 4, 5), "contiguous", torch.contiguous_format),
+    ((2, 3, 4, 5), "channels_last", torch.channels_last),
+    ((3, 17, 1, 33), "channels_last", torch.channels_last),
+    ((2, 3, 1, 1), "channels_last", torch.contiguous_format),  # also contiguous: walked as NCHW
+    ((1, 1, 1, 1), "channels_last", torch.contiguous_format),
+    ((2, 3, 4, 5), "noncontiguous", torch.contiguous_format),
+    ((2, 3, 4), "contiguous", torch.contiguous_format),
+])
+def test_the_layout_rule_the_outputs_are_checked_against(shape, layout, want):
+    # expected_format is condgan/ops/_layout.py's mirror of csrc/layout.h; pin it independently here.
+    assert expected_format(randn(shape, torch.float32, layout)) == want
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from ops_helpers import REF_ONLY, needs_native, randn
 
 from condgan import ops
-from condgan.ops import _loader
+from condgan.ops import _loader, _registration
 from condgan.ops._build_lock import BuildLock
-from condgan.ops._testing import REF_ONLY, needs_native, randn
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,6 +75,16 @@ def test_onnx_export_traces_the_reference(monkeypatch):
     monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
     assert not _is_native(ops.bias_leaky_relu(_leaf(), impl="native"))
     assert not _is_native(ops.upsample2x_bias_leaky_relu(_leaf(), impl="auto"))
+
+
+@needs_native
+def test_a_library_without_every_operator_is_not_used(monkeypatch):
+    # e.g. a prebuilt condgan._C older than an operator added to csrc/ops.cpp
+    assert _loader.state().loaded, _loader.state().origin
+    monkeypatch.setattr(_registration, "compiled_ops", lambda: set(_registration.RULES) - {"upsample2x"})
+    with pytest.warns(RuntimeWarning, match="lacks operators upsample2x"):
+        state = _loader._load()  # loads the same library again, without caching the result
+    assert not state.loaded and state.origin.endswith("rebuild it")
 
 
 # ------------------------------------------------ just-in-time build, in a subprocess

@@ -7,9 +7,9 @@ import math
 
 import pytest
 import torch
+from ops_helpers import DTYPES, assert_close, expected_format, needs_native, poisoned_outputs, randn
 
 from condgan import ops
-from condgan.ops._testing import DTYPES, assert_close, expected_format, needs_native, poisoned_outputs, randn
 
 pytestmark = [
     pytest.mark.cuda,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from ops_helpers import needs_native, randn
 
 from condgan import ops
-from condgan.ops._testing import needs_native, randn
+from condgan.ops import _registration
 
 pytestmark = needs_native
 
@@ -37,8 +38,14 @@ def _opcheck_cases(op):
     ]
 
 
+def test_every_compiled_operator_has_python_rules_and_no_more(condgan_ops):
+    assert set(_registration.RULES) == _registration.compiled_ops()
+
+
 def test_opcheck_all_ops(condgan_ops):
-    for op, args in _opcheck_cases(condgan_ops):
+    cases = _opcheck_cases(condgan_ops)
+    assert {op.name().split("::")[1] for op, _ in cases} == set(_registration.RULES), "an operator has no case"
+    for op, args in cases:
         torch.library.opcheck(op, args)
 
 

@@ -12,6 +12,8 @@ PyTorch twin, "auto" native where available and supported, else ref. The
 environment variable CONDGAN_OPS=ref|native sets what "auto" means for the
 process (native: fail loudly instead of falling back). ONNX export always
 traces the reference, so exported graphs contain standard ops only.
+
+Adding an operator: docs/adding-an-op.md.
 """
 from __future__ import annotations
 

@@ -67,13 +67,20 @@ def _load() -> ExtensionState:
             return ExtensionState(False, f"extension unavailable: {reason}")
     from . import _registration
 
+    missing = sorted(set(_registration.RULES) - _registration.compiled_ops())
+    if missing:  # e.g. a prebuilt condgan._C older than an operator added to csrc/ops.cpp
+        reason = f"{origin} lacks operators {', '.join(missing)}; rebuild it"
+        warnings.warn(f"condgan.ops: {reason}; using the pure-PyTorch reference ops", RuntimeWarning, stacklevel=4)
+        return ExtensionState(False, f"extension unusable: {reason}")
     _registration.register()
-    return ExtensionState(True, origin, _devices_with_kernels())
+    return ExtensionState(True, origin, _devices_with_kernels(_registration.RULES))
 
 
-def _devices_with_kernels() -> tuple:
+def _devices_with_kernels(ops) -> tuple:
+    """Device types where every operator has a kernel."""
     has = torch._C._dispatch_has_kernel_for_dispatch_key
-    return tuple(d for d, key in (("cpu", "CPU"), ("cuda", "CUDA")) if has("condgan::bias_leaky_relu", key))
+    return tuple(d for d, key in (("cpu", "CPU"), ("cuda", "CUDA"))
+                 if all(has(f"condgan::{name}", key) for name in ops))
 
 
 def cache_root() -> Path:

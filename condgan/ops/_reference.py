@@ -1,8 +1,14 @@
 """Pure-PyTorch twins of the compiled ops: the ground truth in tests, the
-fallback when the extension is missing, and what ONNX export traces."""
+fallback when the extension is missing, and what ONNX export traces.
+
+The activation, gain * leaky_relu(x + bias, negative_slope), is written once,
+in bias_leaky_relu_ref; the fused op composes it with upsample2x_ref.
+"""
 from __future__ import annotations
 
 import torch.nn.functional as F
+
+from ._layout import along
 
 MODES = ("nearest", "bilinear")
 
@@ -15,9 +21,7 @@ def check_mode(mode: str) -> str:
 
 def bias_leaky_relu_ref(x, bias=None, negative_slope=0.2, gain=1.0, dim=1):
     if bias is not None:
-        shape = [1] * x.ndim
-        shape[dim] = -1
-        x = x + bias.view(shape)
+        x = x + along(bias, x.ndim, dim)
     y = F.leaky_relu(x, negative_slope)
     return y * gain if gain != 1.0 else y
 

@@ -1,4 +1,5 @@
-"""Fake-tensor and autograd rules for the torch.ops.condgan operators.
+"""Fake-tensor and autograd rules for the torch.ops.condgan operators, and
+RULES, the one table of those operators on the Python side.
 
 Each backward is itself an operator with its own autograd rule, so gradients
 of any order flow through compiled kernels (WGAN-GP differentiates through
@@ -11,7 +12,12 @@ The mask read off y is piecewise constant, so no gradient flows into y.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
+
+from ._layout import along, dense_like, low_res_format
 
 _registered = False
 
@@ -20,68 +26,44 @@ def _ops():
     return torch.ops.condgan
 
 
-def is_channels_last(t: torch.Tensor) -> bool:
-    """Mirror of csrc/layout.h: channels_last only when unambiguous."""
-    return t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
-
-
-def _low_res_format(t: torch.Tensor) -> torch.memory_format:
-    return torch.channels_last if is_channels_last(t) else torch.contiguous_format
-
-
-def _dense_like(t: torch.Tensor) -> torch.Tensor:
-    """Mirror of csrc/layout.h dense() followed by empty_like()."""
-    from torch._prims_common import is_non_overlapping_and_dense_or_false, suggest_memory_format
-
-    if is_non_overlapping_and_dense_or_false(t):
-        return torch.empty_like(t)
-    return torch.empty_like(t, memory_format=suggest_memory_format(t))
-
-
 def _bias_grad_shape(y: torch.Tensor, dim: int, bias_grad: bool):
     return (y.shape[dim % y.dim()],) if bias_grad else (0,)
-
-
-def _broadcast_bias(gb: torch.Tensor, like: torch.Tensor, dim: int) -> torch.Tensor:
-    shape = [1] * like.dim()
-    shape[dim % like.dim()] = -1
-    return gb.view(shape)
 
 
 def _combine(gg_x, gg_b, like, dim):
     """Gradient arriving at (grad_x, grad_bias) folded into one grad_x-shaped tensor."""
     if gg_b is not None and gg_b.numel() > 0:
-        gg_b = _broadcast_bias(gg_b, like, dim)
+        gg_b = along(gg_b, like.dim(), dim)
         return gg_b.expand_as(like) if gg_x is None else gg_x + gg_b
     return gg_x
 
 
 # --------------------------------------------------------------- fake rules
 def _fake_bias_leaky_relu(x, bias, negative_slope, gain, dim):
-    return _dense_like(x)
+    return dense_like(x)
 
 
 def _fake_bias_leaky_relu_backward(grad_y, y, negative_slope, gain, dim, bias_grad):
-    return _dense_like(y), y.new_empty(_bias_grad_shape(y, dim, bias_grad))
+    return dense_like(y), y.new_empty(_bias_grad_shape(y, dim, bias_grad))
 
 
 def _fake_upsample2x(x, mode):
     n, c, h, w = x.shape
-    return x.new_empty((n, c, 2 * h, 2 * w)).contiguous(memory_format=_low_res_format(x))
+    return x.new_empty((n, c, 2 * h, 2 * w)).contiguous(memory_format=low_res_format(x))
 
 
 def _fake_upsample2x_backward(grad_y, mode):
     n, c, h, w = grad_y.shape
-    return grad_y.new_empty((n, c, h // 2, w // 2)).contiguous(memory_format=_low_res_format(grad_y))
+    return grad_y.new_empty((n, c, h // 2, w // 2)).contiguous(memory_format=low_res_format(grad_y))
 
 
 def _fake_fused(x, bias, negative_slope, gain, mode):
-    fmt = _low_res_format(x)
+    fmt = low_res_format(x)
     return _fake_upsample2x(x, mode), x.new_empty(x.shape).contiguous(memory_format=fmt)
 
 
 def _fake_fused_backward(grad_y, act, negative_slope, gain, mode, bias_grad):
-    dx = act.new_empty(act.shape).contiguous(memory_format=_low_res_format(act))
+    dx = act.new_empty(act.shape).contiguous(memory_format=low_res_format(act))
     return dx, act.new_empty(_bias_grad_shape(act, 1, bias_grad))
 
 
@@ -167,25 +149,45 @@ def _backward_fused_backward(ctx, gg_x, gg_b):
     return _ops().upsample2x(low, mode), None, None, None, None, None
 
 
+# ------------------------------------------------------------ the table
+@dataclass(frozen=True)
+class Rules:
+    """What Python adds to one operator of csrc/ops.cpp."""
+
+    fake: Callable  # output metadata (shape, dtype, layout) for fake tensors: torch.compile, opcheck
+    setup_context: Callable  # (ctx, inputs, output): saves what backward needs
+    backward: Callable  # (ctx, *grads) -> one gradient (or None) per input, via condgan operators
+
+
+# Every operator csrc/ops.cpp defines, and only those (tests/test_ops_registration.py
+# checks both ways). register() attaches these rules; the loader counts a device
+# as native only where each of these operators has a kernel.
+RULES: dict[str, Rules] = {
+    "bias_leaky_relu": Rules(_fake_bias_leaky_relu, _setup_bias_leaky_relu, _backward_bias_leaky_relu),
+    "bias_leaky_relu_backward": Rules(_fake_bias_leaky_relu_backward, _setup_bias_leaky_relu_backward,
+                                      _backward_bias_leaky_relu_backward),
+    "upsample2x": Rules(_fake_upsample2x, _setup_upsample, _backward_upsample2x),
+    "upsample2x_backward": Rules(_fake_upsample2x_backward, _setup_upsample, _backward_upsample2x_backward),
+    "upsample2x_bias_leaky_relu": Rules(_fake_fused, _setup_fused, _backward_fused),
+    "upsample2x_bias_leaky_relu_backward": Rules(_fake_fused_backward, _setup_fused_backward,
+                                                 _backward_fused_backward),
+}
+
+
+def compiled_ops() -> set[str]:
+    """Names of the condgan operators the loaded library defines (empty before loading)."""
+    return {name.split("::", 1)[1] for name in torch._C._dispatch_get_all_op_names() if name.startswith("condgan::")}
+
+
 def register() -> None:
-    """Attach the rules once the compiled library has defined the operators."""
+    """Attach the rules once the compiled library has defined every operator of RULES."""
     global _registered
-    if _registered or not hasattr(torch.ops.condgan, "bias_leaky_relu"):
+    if _registered or not set(RULES) <= compiled_ops():
         return
     _registered = True
-    rules = {
-        "bias_leaky_relu": (_fake_bias_leaky_relu, _setup_bias_leaky_relu, _backward_bias_leaky_relu),
-        "bias_leaky_relu_backward": (_fake_bias_leaky_relu_backward, _setup_bias_leaky_relu_backward,
-                                     _backward_bias_leaky_relu_backward),
-        "upsample2x": (_fake_upsample2x, _setup_upsample, _backward_upsample2x),
-        "upsample2x_backward": (_fake_upsample2x_backward, _setup_upsample, _backward_upsample2x_backward),
-        "upsample2x_bias_leaky_relu": (_fake_fused, _setup_fused, _backward_fused),
-        "upsample2x_bias_leaky_relu_backward": (_fake_fused_backward, _setup_fused_backward,
-                                                _backward_fused_backward),
-    }
-    for name, (fake, setup, backward) in rules.items():
-        torch.library.register_fake(f"condgan::{name}", fake)
-        torch.library.register_autograd(f"condgan::{name}", backward, setup_context=setup)
+    for name, rules in RULES.items():
+        torch.library.register_fake(f"condgan::{name}", rules.fake)
+        torch.library.register_autograd(f"condgan::{name}", rules.backward, setup_context=rules.setup_context)
 
 
 register()  # no-op until the library is loaded; torch imports this module on demand

@@ -1,4 +1,6 @@
-"""Helpers for the condgan.ops tests (tests/test_ops*.py); imports pytest."""
+"""Helpers shared by the condgan.ops tests (tests/test_ops*.py, test_cuda_emulation.py,
+test_bench_scripts.py). Lives in tests/, not in the package, because it imports pytest;
+pytest puts tests/ on sys.path, so tests import it as `ops_helpers`."""
 from __future__ import annotations
 
 import contextlib
@@ -6,6 +8,8 @@ import os
 
 import pytest
 import torch
+
+from condgan.ops._layout import low_res_format
 
 REF_ONLY = os.environ.get("CONDGAN_OPS", "").strip().lower() == "ref"
 needs_native = pytest.mark.skipif(REF_ONLY, reason="CONDGAN_OPS=ref set explicitly: native kernels not wanted")
@@ -54,7 +58,7 @@ def poisoned_outputs():
         torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
-def expected_format(x):
-    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
-        return torch.channels_last
-    return torch.contiguous_format
+# The layout a kernel's output must have: the rule of csrc/layout.h, written once in
+# Python (condgan/ops/_layout.py, which the fake-tensor rules use too); the tests
+# compare real kernel outputs against it, and test_ops.py pins the rule itself.
+expected_format = low_res_format
