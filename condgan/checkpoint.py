@@ -10,6 +10,7 @@ import contextlib
 import os
 import random
 import tempfile
+import threading
 from pathlib import Path
 
 import torch
@@ -21,18 +22,38 @@ LAST = "last.pt"
 BEST = "best.pt"  # the checkpoint with the best validation metric (models that have one)
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows (os.umask alone can only set it)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:  # set and restore: a file another thread creates in between gets 0o600 at worst
+        old = os.umask(0o077)
+        os.umask(old)
+    return old
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path):
     """Yield a binary file object; on success it replaces `path` in one rename (after fsync).
 
     A crash, an exception or a full disk mid-write leaves the previous file
-    untouched and no partial file behind.
+    untouched and no partial file behind. The file gets the permissions open()
+    would give it (0o666 less the umask), not mkstemp's 0o600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp, 0o666 & ~_umask())
             yield f
             f.flush()
             os.fsync(f.fileno())

@@ -49,6 +49,9 @@ def labelled_folder(root: Path, split: str = "train", image_size: int = 0):
     Every tenth image of each class (in name order) forms the held-out split used
     by evaluation ("rest" is the other nine tenths); training uses all images.
     """
+    if root.exists() and not root.is_dir():
+        raise DataError(f"data path {root} is a file, not a folder; expected a folder of class subfolders "
+                        f"({root}/<class name>/<images>)")
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -56,7 +59,12 @@ def labelled_folder(root: Path, split: str = "train", image_size: int = 0):
         raise DataError(f"{root} has no class subfolders; expected {root}/<class name>/<images>")
     samples = []
     for label, name in enumerate(classes):
-        files = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = sorted(p for p in (root / name).rglob("*")
+                       if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+                       and not any(part.startswith(".") for part in p.relative_to(root / name).parts))
+        if not files:  # an empty class would get a label and an embedding but never a training image
+            raise DataError(f"class folder {root / name} has no images ({', '.join(IMAGE_EXTENSIONS)}); "
+                            f"add images to it or remove it")
         if split == "heldout":
             files = files[::10]
         elif split == "rest":

@@ -207,18 +207,20 @@ def _split_dir(root: Path, split: str) -> Path | None:
 
 def source_for_folder(root: Path, split: str):
     """The aligned or A/B layout of a folder, for one split."""
+    if root.exists() and not root.is_dir():
+        raise DataError(f"data path {root} is a file, not a folder; expected a folder with train/ val/ or A/ B/")
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist")
     if (root / "A").is_dir() and (root / "B").is_dir():
         a_dir, b_dir = _split_dir(root / "A", split), _split_dir(root / "B", split)
         if a_dir is None or b_dir is None:  # flat A/ and B/: every file in every split
             if any((root / "A" / s).is_dir() for s in ("train", "val", "test")):
-                raise DataError(f"{root}/A has no {'/'.join(SPLIT_FALLBACKS[split])} folder")
+                raise DataError(f"{root}/A has no {' or '.join(f'{s}/' for s in SPLIT_FALLBACKS[split])} folder")
             a_dir, b_dir = root / "A", root / "B"
         return SeparateFiles(a_dir, b_dir)
     folder = _split_dir(root, split)
     if folder is None:
-        raise DataError(f"{root} has neither {'/'.join(f'{s}/' for s in SPLIT_FALLBACKS[split])} with aligned "
+        raise DataError(f"{root} has neither {' nor '.join(f'{s}/' for s in SPLIT_FALLBACKS[split])} with aligned "
                         f"A|B images nor A/ and B/ folders")
     files = _images(folder)
     if not files:

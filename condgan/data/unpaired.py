@@ -3,7 +3,10 @@
 Sources:
   procedural-maps     aerial views (A) and maps (B) of *different* generated cities: no pairs exist
   horse2zebra, ...    the official CycleGAN archives, downloaded once into the data root
-  a folder            trainA/ trainB/ [testA/ testB/] (the domains may have different sizes)
+  a folder            trainA/ trainB/ [testA/ testB/] [valA/ valB/] (the domains may have
+                      different sizes); without test or val folders, validation (the sample
+                      grid, evaluate's default split) uses the first VAL_FROM_TRAIN training
+                      images of each domain, which stay in training
 
 Each epoch pairs every A image with a random B image; A and B get independent
 random augmentations. Unreadable files are skipped with their names reported,
@@ -23,16 +26,19 @@ from . import DataInfo
 from .paired import _images, channels_of, make_transform, probe, read, to_tensor
 
 PROCEDURAL_TRAIN, PROCEDURAL_TEST = 400, 100
+VAL_FROM_TRAIN = 8  # validation images per domain taken from train/ when a folder has no test/ or val/
 
 
 class FileImages:
     """Readable images of one domain (unreadable ones are left out and reported)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, limit: int = 0):
         if not folder.is_dir():
             raise DataError(f"{folder} does not exist")
         files, bad, modes = [], [], []
         for f in _images(folder):
+            if limit and len(files) == limit:
+                break
             try:
                 modes.append(probe(f)[2])
                 files.append(f)
@@ -99,12 +105,33 @@ class UnpairedImages(torch.utils.data.Dataset):
         return channels_of(self.a.mode), channels_of(self.b.mode)
 
 
-def _domain_dir(root: Path, split: str, side: str) -> Path:
-    names = [f"{split}{side}"] + ([f"test{side}", f"val{side}"] if split != "train" else [])
+def _domain_dir(root: Path, split: str, side: str) -> Path | None:
+    """The folder of one domain for a split (val and test fall back to each other); None if neither exists."""
+    names = {"train": ["train"], "val": ["val", "test"], "test": ["test", "val"]}.get(split, [split])
     for name in names:
-        if (root / name).is_dir():
-            return root / name
-    raise DataError(f"{root} has no {names[0]}/ folder (expected trainA/ trainB/ [testA/ testB/])")
+        if (root / f"{name}{side}").is_dir():
+            return root / f"{name}{side}"
+    if split == "train":
+        raise DataError(f"{root} has no train{side}/ folder (expected trainA/ trainB/ [testA/ testB/])")
+    return None
+
+
+def _folder_domains(root: Path, split: str) -> tuple[FileImages, FileImages]:
+    dirs = {side: _domain_dir(root, split, side) for side in "AB"}
+    if dirs["A"] is None and dirs["B"] is None:
+        if split == "test":
+            raise DataError(f"{root} has no testA/ testB/ (or valA/ valB/) folders to evaluate on; "
+                            f"use --split val (the first {VAL_FROM_TRAIN} training images) or add them")
+        # validation only feeds the sample grid and the cycle errors: a few training images will do
+        print(f"note: {root} has no valA/ valB/ or testA/ testB/ folders: validation uses the first "
+              f"{VAL_FROM_TRAIN} training images of each domain, which stay in training", file=sys.stderr)
+        return tuple(FileImages(_domain_dir(root, "train", side), VAL_FROM_TRAIN) for side in "AB")
+    missing = [side for side in "AB" if dirs[side] is None]
+    if missing:
+        present, absent = dirs["AB".replace(missing[0], "")], missing[0]
+        raise DataError(f"{root} has {present.name}/ but neither val{absent}/ nor test{absent}/; add the "
+                        f"other domain's folder or remove {present.name}/")
+    return FileImages(dirs["A"]), FileImages(dirs["B"])
 
 
 def build(cfg, split: str = "train"):
@@ -127,9 +154,12 @@ def build(cfg, split: str = "train"):
             if not root.exists() and "/" not in name and not name.startswith("."):
                 raise DataError(f"unknown unpaired dataset {name!r}: use procedural-maps, one of "
                                 f"{', '.join(CYCLEGAN_ARCHIVES)}, or a folder with trainA/ and trainB/")
+            if root.exists() and not root.is_dir():
+                raise DataError(f"data path {root} is a file, not a folder; expected a folder with trainA/ "
+                                f"and trainB/")
             if not root.is_dir():
                 raise DataError(f"data folder {root} does not exist")
-        a, b = FileImages(_domain_dir(root, split, "A")), FileImages(_domain_dir(root, split, "B"))
+        a, b = _folder_domains(root, split)
     transform = make_transform(cfg.preprocess, cfg.load_size, cfg.crop_size, cfg.flip, train)
     ds = UnpairedImages(a, b, transform, augment=train)
     cin, cout = ds.channels
