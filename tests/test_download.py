@@ -423,3 +423,135 @@ def test_train_cli_offline_is_one_sentence(root, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and err.startswith("condgan.train: error:") and "\n" not in err
     assert "maps.tar.gz" in err
+
+
+# ---- size limits: checked from the headers before anything is written, and again while writing ---------------
+ZEROS = b"\0" * (4 << 20)  # 4 MiB that deflate to about 4 KiB: over RATIO_FLOOR, about 1000 times smaller
+
+
+def make_deflated_zip(path: Path, members: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+H2Z = CYCLEGAN_ARCHIVES["horse2zebra"]
+H2Z_FILES = {"horse2zebra/trainA/1.jpg": _jpeg(4), "horse2zebra/trainB/1.jpg": _jpeg(5)}
+
+
+def assert_refused_and_deleted(root: Path, archive: Archive) -> None:
+    assert_nothing_extracted(root, archive)
+    downloads = root / archive.kind / "downloads"
+    assert sorted(p.name for p in downloads.iterdir()) == []  # the archive and its recorded digest are gone
+    assert sorted(p.name for p in (root / archive.kind).iterdir()) == ["downloads"]
+
+
+def test_zip_member_expanding_too_much_is_refused_from_its_header(server, root, monkeypatch):
+    monkeypatch.setattr(download.tempfile, "mkdtemp", no_writing)
+    make_deflated_zip(server.folder / "horse2zebra.zip", {**H2Z_FILES, "horse2zebra/trainA/bomb.png": ZEROS})
+    with pytest.raises(DataError) as e:
+        fetch(H2Z, root, progress=False)
+    msg = str(e.value)
+    assert "member 'horse2zebra/trainA/bomb.png' would expand" in msg and "to 4.0 MiB" in msg
+    assert "(the limit is 100)" in msg and "deleted from the download cache" in msg and "\n" not in msg
+    assert_refused_and_deleted(root, H2Z)
+
+
+def test_tar_gz_expanding_too_much_is_refused_from_its_headers(server, root, monkeypatch):
+    monkeypatch.setattr(download.tempfile, "mkdtemp", no_writing)
+    make_tar(server.folder / "maps.tar.gz", {**maps_files(), "maps/train/bomb.jpg": ZEROS, "maps/val/2.jpg": b"x"})
+    with pytest.raises(DataError, match=r"member 'maps/train/bomb.jpg' takes the extracted size to 4\.0 MiB, "
+                                        r"\d+ times the archive's .*deleted from the download cache"):
+        fetch(MAPS, root, progress=False)
+    assert_refused_and_deleted(root, MAPS)
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_total_size_limit(server, root, monkeypatch, kind):
+    monkeypatch.setattr(download.tempfile, "mkdtemp", no_writing)
+    if kind == "zip":
+        archive, files, name = H2Z, H2Z_FILES, "horse2zebra/trainB/1.jpg"
+        make_deflated_zip(server.folder / "horse2zebra.zip", files)
+    else:
+        archive, files, name = MAPS, maps_files(), "maps/train/2.jpg"
+        make_tar(server.folder / "maps.tar.gz", files)
+    limit = len(next(iter(files.values()))) + 1  # room for the first member only
+    with pytest.raises(DataError, match=rf"member {name!r} takes the extracted size past the limit of "):
+        fetch(archive, root, progress=False, max_bytes=limit)
+    assert_refused_and_deleted(root, archive)
+
+
+def test_limits_can_be_raised(server, root):
+    make_deflated_zip(server.folder / "horse2zebra.zip", {**H2Z_FILES, "horse2zebra/trainA/bomb.png": ZEROS})
+    folder = fetch(H2Z, root, progress=False, max_ratio=10_000)
+    assert (folder / "trainA" / "bomb.png").stat().st_size == len(ZEROS)
+
+
+def test_small_compressible_members_are_not_ratio_checked(server, root):
+    text = b"a" * (download.RATIO_FLOOR // 2)
+    make_deflated_zip(server.folder / "horse2zebra.zip", {**H2Z_FILES, "horse2zebra/README.txt": text})
+    assert (fetch(H2Z, root, progress=False) / "README.txt").read_bytes() == text
+
+
+def test_member_longer_than_its_header_says_is_refused(server, root, monkeypatch):
+    """zipfile and tarfile already stop at the declared size; the extractor does not rely on it."""
+    make_deflated_zip(server.folder / "horse2zebra.zip", H2Z_FILES)
+    real_open = zipfile.ZipFile.open
+
+    def lying_open(self, info, *args, **kwargs):
+        with real_open(self, info, *args, **kwargs) as f:
+            return io.BytesIO(f.read() + b"\0" * 100)  # more than the header declares
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", lying_open)
+    with pytest.raises(DataError, match=r"member 'horse2zebra/trainA/1.jpg' holds more than the \d+ bytes its "
+                                        r"header declares; the archive was deleted"):
+        fetch(H2Z, root, progress=False)
+    assert_refused_and_deleted(root, H2Z)
+
+
+def test_declared_size_is_enforced_chunk_by_chunk(tmp_path):
+    src = io.BytesIO(b"x" * (download.CHUNK + 10))
+    with pytest.raises(DataError, match=r"member 'top/a.bin' holds more than the 1\.0 MiB its header declares"):
+        download._write(tmp_path, "top/a.bin", False, download.CHUNK, lambda: src, tmp_path / "arc.zip")
+    assert (tmp_path / "top" / "a.bin").stat().st_size == download.CHUNK  # the excess chunk was never written
+
+
+def test_encrypted_zip_member_is_refused(server, root, monkeypatch):
+    monkeypatch.setattr(download.tempfile, "mkdtemp", no_writing)
+    path = server.folder / "horse2zebra.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("horse2zebra/trainA/1.jpg", _jpeg(4))
+        zf.writestr("horse2zebra/trainA/2.jpg", b"\0" * 12 + _jpeg(5))
+    data = bytearray(path.read_bytes())  # set the "encrypted" flag of the second member in both of its headers
+    local = data.index(b"PK\x03\x04", 1)
+    central = data.index(b"PK\x01\x02", data.index(b"PK\x01\x02") + 1)
+    data[local + 6] |= 0x1
+    data[central + 8] |= 0x1
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="member 'horse2zebra/trainA/2.jpg' is encrypted"):
+        fetch(H2Z, root, progress=False)
+    assert_refused_and_deleted(root, H2Z)
+
+
+def test_unsupported_zip_compression_is_refused(server, root, monkeypatch):
+    monkeypatch.setattr(download.tempfile, "mkdtemp", no_writing)
+    path = server.folder / "horse2zebra.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("horse2zebra/trainA/1.jpg", _jpeg(4))
+    data = bytearray(path.read_bytes())  # mark the member deflate64 (method 9) in both of its headers
+    data[8:10] = (9).to_bytes(2, "little")
+    central = data.index(b"PK\x01\x02")
+    data[central + 10:central + 12] = (9).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"'horse2zebra/trainA/1.jpg' uses an unsupported compression method \(9\)"):
+        fetch(H2Z, root, progress=False)
+    assert_refused_and_deleted(root, H2Z)
+
+
+def test_unsafe_member_archive_is_deleted_from_the_cache(server, root):
+    make_tar(server.folder / "maps.tar.gz", {**maps_files(), "../evil.txt": b"evil"})
+    with pytest.raises(DataError, match="deleted from the download cache"):
+        fetch(MAPS, root, progress=False)
+    assert_refused_and_deleted(root, MAPS)
+    make_tar(server.folder / "maps.tar.gz", maps_files())  # the server fixed its file: the next run downloads it
+    assert_dataset(fetch(MAPS, root, progress=False))

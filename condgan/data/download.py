@@ -8,8 +8,14 @@ Layout under a root folder, per kind ("pix2pix" or "cyclegan"):
 
 A download streams into `<file>.part` and resumes from it with a Range request.
 Extraction checks every member first (no absolute paths, no `..`, no links or
-special files), writes into a temporary sibling folder and renames it into
-place, so the final folder is either complete or absent.
+special files, no encrypted zip members) and the sizes the headers declare: at
+most MAX_EXTRACT_BYTES in all and MAX_MEMBERS members, and no member of a zip
+(nor a whole archive) expanding more than MAX_RATIO times (a tar.gz records no
+compressed size per member, so there the whole archive's ratio is checked). It
+then writes into a temporary sibling folder, stopping if a member holds more
+than its header declared, and renames the folder into place, so the final
+folder is either complete or absent. A refused archive is deleted from the
+cache with its recorded digest.
 """
 from __future__ import annotations
 
@@ -44,6 +50,11 @@ BASE_URLS = {
 MARKER = ".complete"
 CHUNK = 1 << 20
 TIMEOUT_S = 30
+MAX_EXTRACT_BYTES = 64 << 30  # 64 GiB in all; the largest official archive (edges2handbags) holds about 9 GiB
+MAX_RATIO = 100  # uncompressed / compressed size: images barely compress, deflated zeros reach about 1000
+RATIO_FLOOR = 1 << 20  # members (and archives) expanding to less than this are not ratio-checked
+MAX_MEMBERS = 1_000_000  # the largest official archive has about 140,000
+ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 
 CITYSCAPES_NOTE = ("The Cityscapes data may only be used under the Cityscapes licence: non-commercial use, "
                    "after registering at https://www.cityscapes-dataset.com.")
@@ -87,11 +98,13 @@ CYCLEGAN_ARCHIVES = _table("cyclegan", ["horse2zebra", "apple2orange", "summer2w
                                         "iphone2dslr_flower"], ".zip")
 
 
-def fetch(archive: Archive, root: Path, progress: bool = True) -> Path:
+def fetch(archive: Archive, root: Path, progress: bool = True, max_bytes: int | None = None,
+          max_ratio: float | None = None) -> Path:
     """Return root/<kind>/<archive.subdir> (the extracted dataset folder).
 
     Downloads and extracts only when the folder is not already complete; a cached
-    dataset needs no network access.
+    dataset needs no network access. `max_bytes` and `max_ratio` override
+    MAX_EXTRACT_BYTES and MAX_RATIO.
     """
     kind_dir = Path(root).expanduser() / archive.kind
     target = kind_dir / archive.subdir
@@ -106,7 +119,7 @@ def fetch(archive: Archive, root: Path, progress: bool = True) -> Path:
             print(archive.note)
         _download(archive.resolved_url(), path, target, progress)
     digest = _verify(archive, path)
-    _extract(path, archive.subdir, target, digest)
+    _extract(path, archive.subdir, target, digest, max_bytes, max_ratio)
     return target
 
 
@@ -207,13 +220,50 @@ def _member_path(name: str) -> str | None:
     return norm
 
 
+class Refused(DataError):
+    """An archive that must not be extracted (unsafe member, too large, not the expected archive)."""
+
+
 def _refuse(path: Path, member: str, why: str) -> DataError:
-    return DataError(f"refusing to extract {path}: member {member!r} {why}")
+    return Refused(f"refusing to extract {path}: member {member!r} {why}")
 
 
-def _tar_plan(tar: tarfile.TarFile, path: Path) -> list[tuple[str, tarfile.TarInfo]]:
+def _human(n: float) -> str:
+    if n < 1024:
+        return f"{n:.0f} bytes"
+    for unit in ("KiB", "MiB", "GiB"):
+        n /= 1024
+        if n < 1024 or unit == "GiB":
+            break
+    return f"{n:.1f} {unit}"
+
+
+class _Sizes:
+    """Running checks of the sizes members declare, before anything is written."""
+
+    def __init__(self, path: Path, max_bytes: int, max_ratio: float):
+        self.path, self.max_bytes, self.max_ratio = path, max_bytes, max_ratio
+        self.archive_size, self.total, self.count = max(path.stat().st_size, 1), 0, 0
+
+    def add(self, name: str, size: int, compressed: int | None = None) -> None:
+        self.count += 1
+        if self.count > MAX_MEMBERS:
+            raise Refused(f"refusing to extract {self.path}: it has more than {MAX_MEMBERS:,} members")
+        if size > RATIO_FLOOR and compressed is not None and size > self.max_ratio * max(compressed, 1):
+            raise _refuse(self.path, name, f"would expand {_human(compressed)} to {_human(size)}, "
+                                           f"{size / max(compressed, 1):.0f} times (the limit is {self.max_ratio:g})")
+        self.total += size
+        if self.total > self.max_bytes:
+            raise _refuse(self.path, name, f"takes the extracted size past the limit of {_human(self.max_bytes)}")
+        if self.total > RATIO_FLOOR and self.total > self.max_ratio * self.archive_size:
+            raise _refuse(self.path, name, f"takes the extracted size to {_human(self.total)}, "
+                                           f"{self.total / self.archive_size:.0f} times the archive's "
+                                           f"{_human(self.archive_size)} (the limit is {self.max_ratio:g})")
+
+
+def _tar_plan(tar: tarfile.TarFile, path: Path, sizes: _Sizes) -> list[tuple[str, tarfile.TarInfo]]:
     plan = []
-    for m in tar.getmembers():
+    for m in tar:  # header by header: a refused member stops the scan before its data is read
         rel = _member_path(m.name)
         if rel is None:
             raise _refuse(path, m.name, "lies outside the dataset folder")
@@ -221,11 +271,12 @@ def _tar_plan(tar: tarfile.TarFile, path: Path) -> list[tuple[str, tarfile.TarIn
             raise _refuse(path, m.name, "is a link")
         if not (m.isfile() or m.isdir()):
             raise _refuse(path, m.name, "is not a regular file or folder")
+        sizes.add(m.name, m.size if m.isfile() else 0)
         plan.append((rel, m))
     return plan
 
 
-def _zip_plan(zf: zipfile.ZipFile, path: Path) -> list[tuple[str, zipfile.ZipInfo]]:
+def _zip_plan(zf: zipfile.ZipFile, path: Path, sizes: _Sizes) -> list[tuple[str, zipfile.ZipInfo]]:
     plan = []
     for info in zf.infolist():
         rel = _member_path(info.filename)
@@ -237,22 +288,52 @@ def _zip_plan(zf: zipfile.ZipFile, path: Path) -> list[tuple[str, zipfile.ZipInf
                 raise _refuse(path, info.filename, "is a link")
             if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
                 raise _refuse(path, info.filename, "is not a regular file or folder")
+        if info.flag_bits & 0x1:
+            raise _refuse(path, info.filename, "is encrypted")
+        if info.compress_type not in ZIP_METHODS:
+            raise _refuse(path, info.filename, f"uses an unsupported compression method ({info.compress_type})")
+        sizes.add(info.filename, 0 if info.is_dir() else info.file_size, info.compress_size)
         plan.append((rel, info))
     return plan
 
 
-def _write(dest: Path, rel: str, is_dir: bool, open_member) -> None:
+class _Declared:
+    """A member's stream that refuses to yield more than the size its header declared."""
+
+    def __init__(self, src, size: int, refusal):
+        self.src, self.left, self.refusal = src, size, refusal
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self.src.read(n)
+        self.left -= len(chunk)
+        if self.left < 0:  # raised before the chunk is written
+            raise self.refusal()
+        return chunk
+
+
+def _write(dest: Path, rel: str, is_dir: bool, size: int, open_member, path: Path) -> None:
+    """Write one member, stopping before a byte beyond the `size` its header declared."""
     out = dest / rel
     if is_dir:
         out.mkdir(parents=True, exist_ok=True)
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     with open_member() as src, open(out, "wb") as f:
-        shutil.copyfileobj(src, f, CHUNK)
+        shutil.copyfileobj(_Declared(src, size, lambda: _refuse(
+            path, rel, f"holds more than the {_human(size)} its header declares")), f, CHUNK)
 
 
-def _extract(path: Path, subdir: str, target: Path, digest: str) -> None:
+def _discard(path: Path) -> None:
+    """Delete a cached archive and the digest recorded for it."""
+    path.unlink(missing_ok=True)
+    _record_path(path).unlink(missing_ok=True)
+
+
+def _extract(path: Path, subdir: str, target: Path, digest: str, max_bytes: int | None = None,
+             max_ratio: float | None = None) -> None:
     """Extract the archive at `path` and move its top folder `subdir` to `target`, marked complete."""
+    sizes = _Sizes(path, MAX_EXTRACT_BYTES if max_bytes is None else max_bytes,
+                   MAX_RATIO if max_ratio is None else max_ratio)
     name = path.name.lower()
     if not name.endswith((".tar.gz", ".tgz", ".tar", ".zip")):
         raise DataError(f"cannot extract {path}: not a .tar.gz, .tgz, .tar or .zip archive")
@@ -260,22 +341,31 @@ def _extract(path: Path, subdir: str, target: Path, digest: str) -> None:
     try:
         with (zipfile.ZipFile(path) if name.endswith(".zip") else tarfile.open(path, "r:*")) as arc:
             if isinstance(arc, zipfile.ZipFile):
-                plan = [(rel, info.is_dir(), lambda info=info: arc.open(info)) for rel, info in _zip_plan(arc, path)]
+                plan = [(rel, info.is_dir(), info.file_size, lambda info=info: arc.open(info))
+                        for rel, info in _zip_plan(arc, path, sizes)]
             else:
-                plan = [(rel, m.isdir(), lambda m=m: arc.extractfile(m)) for rel, m in _tar_plan(arc, path)]
-            if not any(rel.split("/")[0] == subdir for rel, _, _ in plan):
-                raise DataError(f"{path} has no top folder {subdir!r}; it is not the expected archive")
+                plan = [(rel, m.isdir(), m.size, lambda m=m: arc.extractfile(m))
+                        for rel, m in _tar_plan(arc, path, sizes)]
+            if not any(rel.split("/")[0] == subdir for rel, *_ in plan):
+                raise Refused(f"{path} has no top folder {subdir!r}; it is not the expected archive")
+            free = shutil.disk_usage(target.parent).free
+            if sizes.total > free:
+                raise DataError(f"not enough disk space in {target.parent} to extract {path.name} "
+                                f"({_human(sizes.total)} needed, {_human(free)} free)")
             tmp = Path(tempfile.mkdtemp(prefix=f".{subdir}.extracting-", dir=target.parent))
-            for rel, is_dir, open_member in plan:
-                _write(tmp, rel, is_dir, open_member)
+            for rel, is_dir, size, open_member in plan:
+                _write(tmp, rel, is_dir, size, open_member, path)
         top = tmp / subdir
         if not top.is_dir():
-            raise DataError(f"{path} has no top folder {subdir!r}; it is not the expected archive")
+            raise Refused(f"{path} has no top folder {subdir!r}; it is not the expected archive")
         (top / MARKER).write_text(f"{digest}  {path.name}\n")
         os.replace(top, target)
+    except Refused as e:
+        _discard(path)
+        raise DataError(f"{e}; the archive was deleted from the download cache, so the next run downloads it "
+                        f"again") from None
     except (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, EOFError) as e:
-        path.unlink(missing_ok=True)
-        _record_path(path).unlink(missing_ok=True)  # a digest recorded for a corrupt file is worthless
+        _discard(path)  # a digest recorded for a corrupt file is worthless
         reason = str(e).splitlines()[0].rstrip(":") if str(e) else type(e).__name__
         raise DataError(f"{path} is corrupt or truncated ({reason}); it was deleted, run again to download it "
                         f"again") from None
