@@ -21,7 +21,7 @@ import torch
 from condgan import models
 from condgan import train as condgan_train
 from condgan.checkpoint import save_image_atomic
-from condgan.data import for_config
+from condgan.models import data_for
 from condgan.metrics.paired import evaluate_pairs
 from condgan.models.translation import as_rgb
 
@@ -46,7 +46,7 @@ def main():
     results = {"train_seconds": train_s, "steps": args.steps}
     for which in ("last.pt", "best.pt"):
         model, cfg, _ = models.load(out / "checkpoints" / which)
-        val, _ = for_config(cfg, "val")
+        val, _ = data_for(cfg, "val")
         loader = torch.utils.data.DataLoader(val, batch_size=10)
         results[which] = evaluate_pairs(model, loader, model.device, progress=False)
     r, base = results["last.pt"], results["last.pt"]
@@ -58,7 +58,7 @@ def main():
         print(f"| {which} | {r['l1']:.4f} | {r['psnr']:.2f} | {r['ssim']:.4f} |")
     (out / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
     model, cfg, _ = models.load(out / "checkpoints" / "last.pt")
-    val, _ = for_config(cfg, "val")
+    val, _ = data_for(cfg, "val")
     items = [val[i] for i in range(4)]
     src = torch.stack([it["input"] for it in items])
     tgt = torch.stack([it["target"] for it in items])

@@ -43,11 +43,10 @@ def main() -> None:
     times = {k: [] for k in trainers}
     for rep in range(args.repeats + 1):
         for layout, t in trainers.items():
-            b = t._to_device(batch)
+            b = t.to_device(batch)
             t0 = time.perf_counter()
             for _ in range(args.steps):
-                for phase in t.model.phases(0):
-                    t._run_phase(phase, b)
+                t.train_step(b)
             if rep:  # the first round warms up
                 times[layout].append((time.perf_counter() - t0) / args.steps * 1000)
     med = {k: statistics.median(v) for k, v in times.items()}

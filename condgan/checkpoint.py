@@ -58,6 +58,11 @@ def atomic_write(path: str | Path):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.filename is None:  # a failed write or fsync names no file: name the one being written
+            raise OSError(e.errno, e.strerror, str(path)) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -118,16 +123,49 @@ def resolve_best(path: str | Path) -> Path:
     return best
 
 
-def load(path: str | Path, map_location="cpu") -> dict:
-    """Load a checkpoint with weights_only=True (no arbitrary code from the file)."""
+TRAINING_STATE = {"optimizers": dict, "schedulers": dict, "scalers": dict, "step": int, "epoch": int,
+                  "batch_in_epoch": int, "rng": dict}
+
+
+def check_structure(ckpt, file, for_resume: bool = False) -> None:
+    """Raise CheckpointError unless `ckpt` has the shape of a condgan checkpoint (what every command reads).
+
+    The config's own fields are checked by the config class (config.from_dict), the data description by
+    DataInfo.from_dict; this checks the frame around them, and with `for_resume` the training state.
+    """
+    def bad(why: str):
+        return CheckpointError(f"{file} is not a condgan checkpoint ({why})")
+    if not isinstance(ckpt, dict):
+        raise bad(f"it holds a {type(ckpt).__name__}, not a mapping")
+    for key, typ in (("config", dict), ("model", dict), ("data_info", dict)):
+        if key not in ckpt:
+            raise bad(f"no {key!r} entry")
+        if not isinstance(ckpt[key], typ):
+            raise bad(f"its {key!r} entry is a {type(ckpt[key]).__name__}, not a mapping")
+    if not isinstance(ckpt["config"].get("model"), str):
+        raise bad("its config names no model")
+    if not all(isinstance(k, str) and torch.is_tensor(v) for k, v in ckpt["model"].items()):
+        raise bad("its model weights are not a mapping of names to tensors")
+    if for_resume:
+        for key, typ in TRAINING_STATE.items():
+            value = ckpt.get(key)
+            if not isinstance(value, typ) or isinstance(value, bool) or (typ is int and value < 0):
+                raise bad(f"its training state has no valid {key!r}; it can be used for sampling, "
+                          f"translation and export, but not resumed")
+
+
+def load(path: str | Path, map_location="cpu", for_resume: bool = False) -> dict:
+    """Load a checkpoint with weights_only=True (no arbitrary code from the file) and check its structure.
+
+    The one loader every command uses: train --resume (with `for_resume`), sample, translate, evaluate, export.
+    """
     file = resolve(path)
     try:
         ckpt = torch.load(file, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated zip, wrong format, pickled code: all mean "not usable"
         raise CheckpointError(f"checkpoint {file} is corrupt or not a condgan checkpoint "
                               f"({type(e).__name__})") from None
-    if not isinstance(ckpt, dict) or "config" not in ckpt or "model" not in ckpt:
-        raise CheckpointError(f"{file} is not a condgan checkpoint")
+    check_structure(ckpt, file, for_resume)
     return ckpt
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -18,10 +19,53 @@ from pathlib import Path
 from .errors import CondganError
 
 
-def opt(default, help: str, choices=None, resumable: bool = False):
-    """A config field with its help text, allowed values, and whether --resume may change it."""
-    meta = {"help": help, "choices": choices, "resumable": resumable}
+def opt(default, help: str, choices=None, resumable: bool = False, at_least=None, above=None, below=None,
+        at_most=None):
+    """A config field with its help text, allowed values and range, and whether --resume may change it.
+
+    Every number must be finite; `at_least`/`at_most` are inclusive bounds, `above`/`below` exclusive ones.
+    `TrainConfig.validate` checks them all, so a bound is declared once, beside the flag it bounds; a
+    subclass that re-declares a field for another default keeps the bounds of the class it inherits from.
+    """
+    meta = {"help": help, "choices": choices, "resumable": resumable,
+            "bounds": (at_least, above, below, at_most)}
     return field(default=default, metadata=meta)
+
+
+NO_BOUNDS = (None, None, None, None)
+
+
+def field_bounds(cls, name: str) -> tuple:
+    """The bounds declared for field `name` by `cls` or, failing that, the nearest base class."""
+    for klass in cls.__mro__:
+        f = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if f is not None and f.metadata.get("bounds", NO_BOUNDS) != NO_BOUNDS:
+            return f.metadata["bounds"]
+    return NO_BOUNDS
+
+
+def _range_text(bounds) -> str:
+    at_least, above, below, at_most = bounds
+    low = ("zero or positive" if at_least == 0 else f"at least {at_least}" if at_least is not None
+           else "positive" if above == 0 else f"above {above}" if above is not None else "")
+    high = f"at most {at_most}" if at_most is not None else f"below {below}" if below is not None else ""
+    return " and ".join(t for t in (low, high) if t)
+
+
+def check_number(flag: str, value, bounds=NO_BOUNDS) -> None:
+    """Raise CondganError unless `value` is a finite number within `bounds` (see `opt`)."""
+    at_least, above, below, at_most = bounds
+    wrong_type = isinstance(value, bool) or not isinstance(value, (int, float))
+    if wrong_type or not math.isfinite(value):
+        rng = _range_text(bounds)
+        raise CondganError(f"{flag} must be a finite number{', ' + rng if rng else ''}, got {value!r}")
+    if ((at_least is not None and value < at_least) or (above is not None and value <= above)
+            or (below is not None and value >= below) or (at_most is not None and value > at_most)):
+        raise CondganError(f"{flag} must be {_range_text(bounds)}, got {value!r}")
+
+
+MAX_IMAGE_SIZE = 4096  # pixels per side; beyond it a single image outgrows any machine's memory
+MAX_BATCH = 65536
 
 
 @dataclass
@@ -29,16 +73,17 @@ class TrainConfig:
     model: str = opt("cgan", "model to train (see the registry in condgan.models)")
     data: str = opt("digits", "dataset name (digits, mnist, fashion-mnist) or a folder of images")
     out: str = opt("", "run directory (default: runs/<model>-<data>-<time>)")
-    epochs: int = opt(10, "passes over the training data", resumable=True)
-    max_steps: int = opt(0, "stop after this many generator steps (0: no limit)", resumable=True)
-    batch_size: int = opt(64, "images per batch")
-    lr: float = opt(2e-4, "learning rate of both optimizers")
-    beta1: float = opt(0.5, "Adam beta1")
-    beta2: float = opt(0.999, "Adam beta2")
+    epochs: int = opt(10, "passes over the training data", resumable=True, above=0, at_most=1_000_000)
+    max_steps: int = opt(0, "stop after this many generator steps (0: no limit)", resumable=True, at_least=0)
+    batch_size: int = opt(64, "images per batch", above=0, at_most=MAX_BATCH)
+    lr: float = opt(2e-4, "learning rate of both optimizers", above=0, at_most=10)
+    beta1: float = opt(0.5, "Adam beta1", at_least=0, below=1)
+    beta2: float = opt(0.999, "Adam beta2", at_least=0, below=1)
     lr_schedule: str = opt("constant", "learning-rate schedule", choices=["constant", "linear"])
     decay_epochs: int = opt(0, "with --lr-schedule linear: final epochs over which the rate decays to 0 "
                             "(-1: the second half of --epochs)")
-    seed: int = opt(0, "random seed (same seed, same data order and weights on CPU)")
+    seed: int = opt(0, "random seed (same seed, same data order and weights on CPU)", at_least=0,
+                    at_most=2**32 - 1)
     device: str = opt("auto", "auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps", resumable=True)
     amp: str = opt("auto", "mixed precision: auto = bf16 on CUDA GPUs that have it (else fp16 + GradScaler), "
                    "and bf16 for pix2pix/CycleGAN on CPUs with AMX; off = fp32",
@@ -48,28 +93,30 @@ class TrainConfig:
                               "faster: cgan yes, pix2pix no)", resumable=True)
     compile: bool = opt(False, "torch.compile the nets (slower start; pays off on long GPU runs; "
                         "measure with python -m condgan.bench)", resumable=True)
-    workers: int = opt(-1, "data-loading worker processes (-1: automatic)", resumable=True)
+    workers: int = opt(-1, "data-loading worker processes (-1: automatic)", resumable=True, at_least=-1,
+                       at_most=256)
     data_root: str = opt("", "where downloaded datasets are cached (default: ~/.cache/condgan/data)",
                          resumable=True)
-    image_size: int = opt(0, "resize images to this size (0: the data's own size)")
-    log_every: int = opt(20, "generator steps between logged losses", resumable=True)
+    image_size: int = opt(0, "resize images to this size (0: the data's own size)", at_least=0,
+                          at_most=MAX_IMAGE_SIZE)
+    log_every: int = opt(20, "generator steps between logged losses", resumable=True, above=0)
     ckpt_every: int = opt(500, "generator steps between checkpoints (also one per epoch; 0: per epoch only)",
-                          resumable=True)
-    sample_every: int = opt(1, "epochs between sample grids", resumable=True)
+                          resumable=True, at_least=0)
+    sample_every: int = opt(1, "epochs between sample grids", resumable=True, above=0)
     progress: bool = opt(True, "show a progress bar", resumable=True)
 
     # ---- checks -------------------------------------------------------------------------
     def validate(self) -> None:
         """Raise CondganError for values that cannot work, naming the flag."""
-        positive = ["epochs", "batch_size", "lr", "log_every", "sample_every"]
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise CondganError(f"--{flag_name(name)} must be positive, got {getattr(self, name)}")
-        for name in ["max_steps", "ckpt_every", "image_size"]:
-            if getattr(self, name) < 0:
-                raise CondganError(f"--{flag_name(name)} must be zero or positive, got {getattr(self, name)}")
-        if not 0 <= self.beta1 < 1 or not 0 <= self.beta2 < 1:
-            raise CondganError("--beta1 and --beta2 must be in [0, 1)")
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value, flag, typ = getattr(self, f.name), f"--{flag_name(f.name)}", hints[f.name]
+            if typ in (int, float):
+                if typ is int and (isinstance(value, bool) or not isinstance(value, int)):
+                    raise CondganError(f"{flag} must be a whole number, got {value!r}")
+                check_number(flag, value, field_bounds(type(self), f.name))
+            elif not isinstance(value, typ):
+                raise CondganError(f"{flag} must be a {typ.__name__}, got {value!r}")
         if self.decay_epochs < -1:
             raise CondganError(f"--decay-epochs must be -1 (half of --epochs) or zero or positive, "
                                f"got {self.decay_epochs}")
@@ -92,13 +139,6 @@ def flag_name(field_name: str) -> str:
     return field_name.replace("_", "-")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line (no usage dump) and exits 2."""
-
-    def error(self, message):  # noqa: D401 - argparse API
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def _field_type(cls, f):
     hints = typing.get_type_hints(cls)
     return hints[f.name]
@@ -106,8 +146,8 @@ def _field_type(cls, f):
 
 def build_parser(cls, prog: str, defaults: dict | None = None, extra=None) -> argparse.ArgumentParser:
     """One flag per dataclass field; `defaults` (e.g. from a saved config) replace the presets."""
-    p = _Parser(prog=prog, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                allow_abbrev=False)
+    from .cli import Parser
+    p = Parser(prog=prog, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     if extra:
         extra(p)
     defaults = defaults or {}
@@ -125,13 +165,21 @@ def build_parser(cls, prog: str, defaults: dict | None = None, extra=None) -> ar
 
 
 def from_dict(cls, values: dict, source: str):
-    """Build a config from a saved dict; unknown keys are an error, missing keys take presets."""
+    """Build a config from a saved dict; unknown keys are an error, missing keys take presets.
+
+    Every value is checked as a flag would be (type, range, choices); errors name `source`.
+    """
+    if not isinstance(values, dict):
+        raise CondganError(f"{source} holds no config mapping")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
         raise CondganError(f"{source} has settings this version does not know: {', '.join(unknown)}")
     cfg = cls(**values)
-    cfg.validate()
+    try:
+        cfg.validate()
+    except CondganError as e:
+        raise CondganError(f"{source} has an invalid setting: {e}") from None
     return cfg
 
 
@@ -148,7 +196,8 @@ def load_json(path: str | Path) -> dict:
     return values
 
 
-def print_config(cfg, file=sys.stdout) -> None:
+def print_config(cfg, file=None) -> None:
+    file = file or sys.stdout  # looked up per call: a captured or replaced stdout is honoured
     width = max(len(f.name) for f in dataclasses.fields(cfg))
     print("config:", file=file)
     for f in dataclasses.fields(cfg):

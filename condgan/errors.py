@@ -1,8 +1,5 @@
-"""User-facing errors: one clear sentence, non-zero exit, no traceback."""
+"""User-facing errors: one clear sentence, non-zero exit, no traceback (condgan.cli prints them)."""
 from __future__ import annotations
-
-import functools
-import sys
 
 
 class CondganError(Exception):
@@ -31,22 +28,3 @@ class Interrupted(CondganError):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.exit_code = 128 + signum
-
-
-def cli_entry(fn):
-    """Wrap a CLI main(): CondganError and Ctrl-C become one line on stderr and an exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(argv=None):
-        spec = getattr(sys.modules.get(fn.__module__), "__spec__", None)
-        prog = spec.name if spec else fn.__module__
-        try:
-            return fn(argv)
-        except CondganError as e:
-            print(f"{prog}: error: {e}", file=sys.stderr)
-            raise SystemExit(e.exit_code) from None
-        except KeyboardInterrupt:
-            print(f"{prog}: interrupted", file=sys.stderr)
-            raise SystemExit(130) from None
-
-    return wrapper

@@ -26,10 +26,12 @@ import torch
 from . import checkpoint as ckpt_io
 from . import data as data_lib
 from . import models
-from .config import _Parser
-from .errors import CondganError, cli_entry
+from .checkpoint import atomic_write
+from .cli import Parser, command, positive, writable_file
+from .data.folder import LabelledFolder
+from .device import pick_device
+from .errors import CondganError
 from .metrics.classifier import Features, accuracy, get_classifier
-from .trainer import pick_device
 
 CLASSIFIER_VERSION = "v1"
 
@@ -42,7 +44,7 @@ def data_key(name: str, dataset) -> str:
     if name in ("mnist", "fashion-mnist"):
         return f"{name}-{CLASSIFIER_VERSION}"
     h = hashlib.sha256()
-    for path, label in getattr(dataset, "samples", []):
+    for path, label in (dataset.samples if isinstance(dataset, LabelledFolder) else []):
         st = os.stat(path)
         h.update(f"{path}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return f"folder-{h.hexdigest()[:16]}-{CLASSIFIER_VERSION}"
@@ -65,8 +67,7 @@ def evaluate(model, cfg, info, device, seed: int = 0, log=print) -> dict:
     held_x, held_y = _stack(heldout)
     # real-vs-real floor: for each held-out image, a random training image of the same class
     g = torch.Generator().manual_seed(seed)
-    rest_labels = (torch.as_tensor(rest.labels) if hasattr(rest, "labels")
-                   else torch.tensor([s[1] for s in rest.samples]))
+    rest_labels = torch.as_tensor(rest.labels)
     pick = []
     for y in held_y.tolist():
         pool = (rest_labels == y).nonzero().flatten()
@@ -118,7 +119,7 @@ def evaluate_paired(model, cfg, args) -> dict:
     from .metrics.paired import evaluate_pairs, fid_unavailable_reason
     if args.data:
         cfg = dataclasses.replace(cfg, data=args.data)
-    dataset, _ = data_lib.for_config(cfg, args.split)
+    dataset, _ = models.data_for(cfg, args.split)
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=0)
     res = evaluate_pairs(model, loader, model.device)
     res["data"], res["split"] = cfg.data, args.split
@@ -138,7 +139,7 @@ def evaluate_unpaired(model, cfg, args) -> dict:
     from .metrics.paired import fid_metric, fid_unavailable_reason
     if args.data:
         cfg = dataclasses.replace(cfg, data=args.data)
-    dataset, _ = data_lib.for_config(cfg, args.split)  # val falls back to the test folders
+    dataset, _ = models.data_for(cfg, args.split)  # val falls back to the test folders
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=0)
     res = model.cycle_errors(loader)
     res["data"], res["split"] = cfg.data, args.split
@@ -160,9 +161,23 @@ def evaluate_unpaired(model, cfg, args) -> dict:
     return res
 
 
-@cli_entry
+def evaluate_labelled(model, cfg, args) -> dict:
+    if args.data or args.split != "val":
+        raise CondganError("--data and --split apply to translation runs; class-conditional runs are scored "
+                           "on their own held-out images")
+    res = evaluate(model, cfg, model.info, model.device, args.seed, log=lambda m: print(m, flush=True))
+    print(report(res, model.info.class_names))
+    return res
+
+
+#: how each kind of training data is scored
+EVALUATORS = {data_lib.LABELLED: evaluate_labelled, data_lib.PAIRED: evaluate_paired,
+              data_lib.UNPAIRED: evaluate_unpaired}
+
+
+@command
 def main(argv=None):
-    p = _Parser(prog="condgan.evaluate", description=__doc__.splitlines()[0])
+    p = Parser(prog="condgan.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("run", help="run directory or checkpoint file")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
@@ -172,25 +187,18 @@ def main(argv=None):
                    help="translation runs: split to score (val falls back to test and vice versa)")
     p.add_argument("--best", action="store_true", help="use the run's best-validation checkpoint")
     p.add_argument("--batch-size", type=int, default=8)
-    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    args = p.parse_args(sys.argv[1:] if argv is None else [str(a) for a in argv])
+    positive("--batch-size", args.batch_size, 4096)
+    json_out = writable_file(args.json, "--json") if args.json else None
     device = pick_device(args.device)
     run = ckpt_io.resolve_best(args.run) if args.best else Path(args.run)
     model, cfg, info = models.load(run, device)
     t0 = time.time()
-    if info.kind in ("paired", "unpaired"):
-        res = (evaluate_paired if info.kind == "paired" else evaluate_unpaired)(model, cfg, args)
-        print(f"({time.time() - t0:.0f} s)")
-        if args.json:
-            Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
-        return 0
-    if args.data or args.split != "val":
-        raise CondganError("--data and --split apply to translation runs; class-conditional runs are scored "
-                           "on their own held-out images")
-    res = evaluate(model, cfg, info, device, args.seed, log=lambda m: print(m, flush=True))
-    print(report(res, info.class_names))
+    res = EVALUATORS[info.kind](model, cfg, args)
     print(f"({time.time() - t0:.0f} s)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    if json_out:
+        with atomic_write(json_out) as f:
+            f.write((json.dumps(res, indent=2) + "\n").encode())
     return 0
 
 

@@ -34,8 +34,8 @@ from torch import nn
 
 from . import __version__, models
 from . import checkpoint as ckpt_io
-from .config import _Parser
-from .errors import CondganError, cli_entry
+from .cli import Parser, command, writable_file
+from .errors import CondganError
 
 DEFAULT_OPSET = 18  # the dynamo exporter's floor; onnxruntime >= 1.14 and onnxruntime-web run it
 TOLERANCE = {"fp32": 1e-4, "fp16": 5e-2}
@@ -72,20 +72,10 @@ def config_digest(cfg) -> str:
 
 
 def _select(model, direction: str | None):
-    """(generator, kind, direction, in_channels, out_channels) for a loaded model."""
-    cfg, info = model.cfg, model.info
-    if hasattr(model, "generate"):
-        if direction:
-            raise CondganError("--direction applies to translation runs; this is a class-conditional run")
-        return model.generator(), "conditional", None, 0, info.channels
-    trained = getattr(cfg, "direction", "AtoB")
-    direction = direction or trained
-    if hasattr(model, "io_channels"):  # CycleGAN: one generator per direction
-        cin, cout = model.io_channels(direction)
-        return (model.G_A if direction == "AtoB" else model.G_B), "translation", direction, cin, cout
-    if direction != trained:
-        raise CondganError(f"this {cfg.model} run translates {trained} only")
-    return model.generator(), "translation", direction, info.in_channels, info.channels
+    """(generator, kind, direction, in_channels, out_channels) for a loaded model, from its contract."""
+    spec = model.generator_spec(direction)
+    kind = "conditional" if spec.task == models.SAMPLE else "translation"
+    return spec.net, kind, spec.direction or None, spec.in_channels, spec.out_channels
 
 
 class _DropoutNoise(nn.Module):
@@ -122,7 +112,7 @@ def metadata(model, kind, direction, cin, cout, precision, label_dtype, dropout)
              "condgan.height": str(info.height), "condgan.width": str(info.width),
              "condgan.value_range": "-1,1", "condgan.precision": precision}
     if kind == "conditional":
-        props.update({"condgan.latent_dim": str(cfg.latent_dim), "condgan.num_classes": str(info.num_classes),
+        props.update({"condgan.latent_dim": str(model.latent_dim()), "condgan.num_classes": str(info.num_classes),
                       "condgan.class_names": json.dumps([str(n) for n in info.class_names]),
                       "condgan.label_dtype": label_dtype})
     else:
@@ -147,7 +137,7 @@ def _example_inputs(kind, g_info, batch: int, size: tuple[int, int], label_dtype
     latent, classes, cin = g_info
     if kind == "conditional":
         z = torch.randn(batch, latent, generator=gen)
-        label = torch.randint(classes, (batch,), generator=gen).to(getattr(torch, label_dtype))
+        label = torch.randint(classes, (batch,), generator=gen).to({"int64": torch.int64, "int32": torch.int32}[label_dtype])
         return {"z": z, "label": label}
     return {"image": torch.rand(batch, cin, *size, generator=gen) * 2 - 1}
 
@@ -250,7 +240,7 @@ def export_model(model, out: str | Path, *, fp16: bool = False, opset: int | Non
     wrap = _Conditional if kind == "conditional" else _Translation
     exported = _inference_copy(wrap, g, dtype, dropout_at_inference)
     info, cfg = model.info, model.cfg
-    g_info = (getattr(cfg, "latent_dim", 0), info.num_classes, cin)
+    g_info = (model.latent_dim(), info.num_classes, cin)
     native = (info.height, info.width)
     example = _example_inputs(kind, g_info, 2, native, label_dtype, seed=0)
     proto = _trace(exported, kind, example, opset)
@@ -277,11 +267,13 @@ def export_run(run: str | Path, out: str | Path | None = None, *, best: bool = F
     """Export the generator of a run directory or checkpoint (see export_model for the options)."""
     path = ckpt_io.resolve_best(run) if best else Path(run)
     model, cfg, _ = models.load(path, "cpu")
+    direction = model.resolve_direction(options.get("direction"))
     if out is None:
         file = ckpt_io.resolve(path)
         run_dir = file.parent.parent if file.parent.name == "checkpoints" else file.parent
-        suffix = f"_{options.get('direction') or cfg.direction}" if hasattr(model, "translate") else ""
+        suffix = f"_{direction}" if direction else ""
         out = run_dir / f"{cfg.model}{suffix}{'_fp16' if options.get('fp16') else ''}.onnx"
+    writable_file(out, "--out")
     return export_model(model, out, **options)
 
 
@@ -298,9 +290,9 @@ def format_report(r: dict) -> str:
     return "\n".join(lines)
 
 
-@cli_entry
+@command
 def main(argv=None):
-    p = _Parser(prog="condgan.export", description=__doc__.splitlines()[0])
+    p = Parser(prog="condgan.export", description=__doc__.splitlines()[0])
     p.add_argument("run", help="run directory or checkpoint file")
     p.add_argument("--out", help="ONNX file to write (default: RUN_DIR/<model>[_<direction>][_fp16].onnx)")
     p.add_argument("--best", action="store_true", help="export the run's best-validation checkpoint (best.pt)")
@@ -313,13 +305,16 @@ def main(argv=None):
                    help="pix2pix: keep dropout active at inference (the paper's noise); default: eval mode")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
     p.add_argument("--json", help="also write the report as JSON here")
-    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    args = p.parse_args(sys.argv[1:] if argv is None else [str(a) for a in argv])
+    json_out = writable_file(args.json, "--json") if args.json else None
+    if args.opset < 18:
+        raise CondganError(f"--opset {args.opset} is too old for torch's exporter; use 18 or newer")
     report = export_run(args.run, args.out, best=args.best, fp16=args.fp16, opset=args.opset,
                         label_dtype=args.label_dtype, direction=args.direction,
                         dropout_at_inference=args.dropout_at_inference, check=not args.no_check)
     print(format_report(report))
-    if args.json:
-        with ckpt_io.atomic_write(Path(args.json)) as f:
+    if json_out:
+        with ckpt_io.atomic_write(json_out) as f:
             f.write(json.dumps(report, indent=2).encode())
     return 0
 

@@ -6,15 +6,16 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import torch
 
 from . import models
 from .checkpoint import save_image_atomic
-from .config import _Parser
-from .errors import CondganError, cli_entry
-from .trainer import pick_device
+from .cli import Parser, command, positive, writable_file
+from .device import pick_device
+from .errors import CondganError
+
+MAX_IMAGES = 100_000  # one grid; more than this is a memory error waiting to happen
 
 
 def parse_label(text: str, class_names: list[str], num_classes: int) -> int:
@@ -31,9 +32,9 @@ def parse_label(text: str, class_names: list[str], num_classes: int) -> int:
     return label
 
 
-@cli_entry
+@command
 def main(argv=None):
-    p = _Parser(prog="condgan.sample", description=__doc__.splitlines()[0])
+    p = Parser(prog="condgan.sample", description=__doc__.splitlines()[0])
     p.add_argument("run", help="run directory or checkpoint file")
     p.add_argument("--label", help="class index or class name to generate")
     p.add_argument("--grid", action="store_true", help="one row per class instead of one label")
@@ -42,18 +43,20 @@ def main(argv=None):
     p.add_argument("--out", default="samples.png", help="output PNG")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    args = p.parse_args(sys.argv[1:] if argv is None else [str(a) for a in argv])
     if args.grid == (args.label is not None):
         raise CondganError("give exactly one of --label L or --grid")
     if args.n is None:
         args.n = 10 if args.grid else 64
-    if args.n <= 0:
-        raise CondganError("--n must be positive")
+    positive("--n", args.n, MAX_IMAGES)
+    if args.nrow < 0:
+        raise CondganError(f"--nrow must be zero (about square) or positive, got {args.nrow}")
+    out = writable_file(args.out, "--out")
     device = pick_device(args.device)
-    model, cfg, info = models.load(args.run, device)
-    if info.kind != "labelled":
-        raise CondganError(f"{args.run} is a {cfg.model} run; sample works with class-conditional runs "
-                           f"(use condgan.translate for translation models)")
+    model, cfg, info = models.load(args.run, device, task=models.SAMPLE)
+    if args.grid and info.num_classes * args.n > MAX_IMAGES:
+        raise CondganError(f"--grid with --n {args.n} asks for {info.num_classes * args.n} images; the most is "
+                           f"{MAX_IMAGES}")
     if args.grid:
         labels = torch.arange(info.num_classes).repeat_interleave(args.n)
         nrow = args.n
@@ -62,7 +65,6 @@ def main(argv=None):
         nrow = args.nrow or max(1, round(args.n ** 0.5))
     torch.manual_seed(args.seed)
     images = torch.cat([model.generate(chunk.to(device)).cpu() for chunk in labels.split(1024)])
-    out = Path(args.out)
     save_image_atomic(images, out, nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1)
     print(f"wrote {out} ({len(images)} images {info.channels}x{info.height}x{info.width})")
     return 0

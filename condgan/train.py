@@ -20,9 +20,12 @@ import torch
 from . import checkpoint as ckpt_io
 from . import data as data_lib
 from . import distributed, models
+from .cli import command, writable_dir
 from .config import build_parser, flag_name, from_dict, load_json, print_config
-from .errors import CondganError, cli_entry
-from .trainer import Trainer, pick_device
+from .device import pick_device, precision_text
+from .errors import CondganError
+from .run_folder import RunLock
+from .trainer import Trainer
 
 
 def _pre_parse(argv):
@@ -47,7 +50,11 @@ def parse_config(argv):
     base, resume = {}, None
     if known.resume:
         resume = ckpt_io.load(known.resume)
-        base, source = dict(resume["config"]), f"the checkpoint in {known.resume}"
+        source = f"the checkpoint in {known.resume}"
+        models.config_from_checkpoint(resume, source)  # a registered model and valid settings, or one sentence
+        data_lib.DataInfo.from_dict(resume["data_info"], source)
+        ckpt_io.check_structure(resume, ckpt_io.resolve(known.resume), for_resume=True)
+        base = dict(resume["config"])
     elif known.config:
         base, source = load_json(known.config), known.config
     if known.model and base.get("model") and known.model != base["model"]:
@@ -56,28 +63,39 @@ def parse_config(argv):
     if base:
         from_dict(cls, base, source)  # rejects unknown or invalid saved settings with the source named
     args = build_parser(cls, "condgan.train", defaults=base, extra=_add_run_flags).parse_args(argv)
-    cfg = cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+    cfg = cls(**{f.name: vars(args)[f.name] for f in dataclasses.fields(cls)})
     cfg.validate()
     if resume is not None:
         for f in dataclasses.fields(cls):
-            if not f.metadata.get("resumable") and getattr(cfg, f.name) != base.get(f.name, f.default):
+            if not f.metadata.get("resumable") and cfg.to_dict()[f.name] != base.get(f.name, f.default):
                 raise CondganError(f"--{flag_name(f.name)} cannot change when resuming "
                                    f"(the run used {base.get(f.name)!r}); start a new run instead")
     return cfg, resume
 
 
 def _run_dir(cfg, resume_arg: str | None) -> Path:
+    """The run folder, checked writable and locked for this process (rank 0) before anything is written."""
     if resume_arg:
         p = Path(resume_arg)
-        return p.parent.parent if p.is_file() else p
-    if cfg.out:
+        out = p.parent.parent if p.is_file() else p
+    elif cfg.out:
         out = Path(cfg.out)
     else:
         data_tag = Path(cfg.data).name if os.sep in cfg.data else cfg.data
         out = Path("runs") / f"{cfg.model}-{data_tag}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if (out / "checkpoints" / ckpt_io.LAST).exists():
+    writable_dir(out, "--resume" if resume_arg else "--out")
+    _LOCKS.append(RunLock(out).acquire())  # held until the process ends; a second writer is refused
+    if not resume_arg and (out / "checkpoints" / ckpt_io.LAST).exists():
         raise CondganError(f"{out} already holds a run; continue it with --resume {out} or choose another --out")
     return out
+
+
+_LOCKS: list[RunLock] = []
+
+
+def release_run_folders() -> None:
+    while _LOCKS:
+        _LOCKS.pop().release()
 
 
 def _shared_run_dir(cfg, resume_arg: str | None) -> Path:
@@ -104,23 +122,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run(cfg, resume: dict | None = None, run_dir: Path | None = None, show_config: bool = False) -> dict:
-    """Train per `cfg` (optionally continuing `resume`); returns a summary dict.
-
-    Under torchrun every rank calls this; rank 0 alone prints, writes the
-    config and (in the Trainer) logs and checkpoints.
-    """
+def _run(cfg, resume, run_dir, show_config) -> dict:
     device = pick_device(distributed.init(cfg.device))
     main_rank = distributed.is_main()
     run_dir = Path(run_dir) if run_dir else _shared_run_dir(cfg, None)
     first = distributed.local_rank() == 0  # one rank per machine fills its download cache; the others then
     if not first:                          # find the data there
         distributed.barrier()
-    dataset, info = data_lib.for_config(cfg, "train")
+    dataset, info = models.data_for(cfg, "train")
     if first:
         distributed.barrier()
     if resume is not None:
-        saved = data_lib.DataInfo.from_dict(resume["data_info"])
+        saved = data_lib.DataInfo.from_dict(resume["data_info"], f"the checkpoint in {run_dir}")
         if (saved.channels, saved.height, saved.width, saved.num_classes) != \
                 (info.channels, info.height, info.width, info.num_classes):
             raise CondganError(f"the data no longer matches the run: it was {saved.channels}x{saved.height}x"
@@ -129,8 +142,8 @@ def run(cfg, resume: dict | None = None, run_dir: Path | None = None, show_confi
     if show_config and main_rank:  # once the data is known to load, so a bad --data gives just its error
         print_config(cfg)
     val_dataset = None
-    if models.data_kind(cfg.model) in ("paired", "unpaired"):
-        val_dataset, _ = data_lib.for_config(cfg, "val")
+    if models.model_class(cfg.model).uses_validation_data:
+        val_dataset, _ = models.data_for(cfg, "val")
     seed_everything(cfg.seed)
     model = models.build(cfg, info)
     if main_rank:
@@ -139,20 +152,11 @@ def run(cfg, resume: dict | None = None, run_dir: Path | None = None, show_confi
     trainer = Trainer(cfg, model, dataset, info, run_dir, device, val_dataset)
     n_params = {k: sum(p.numel() for p in net.parameters()) for k, net in model.named_children()
                 if k.startswith(("G", "D")) and any(True for _ in net.parameters())}
-    if info.kind == "paired":
-        what = (f"{len(dataset)} training pairs ({len(val_dataset)} validation), {info.in_channels} -> "
-                f"{info.channels} channels, trained at {info.height}x{info.width}")
-    elif info.kind == "unpaired":
-        what = (f"{len(dataset.a)} A and {len(dataset.b)} B training images ({info.in_channels} and "
-                f"{info.channels} channels), trained at {info.height}x{info.width}")
-    else:
-        what = f"{len(dataset)} images {info.channels}x{info.height}x{info.width}, {info.num_classes} classes"
     ranks = (f" x {trainer.world} ranks (global batch {cfg.batch_size * trainer.world})"
              if trainer.world > 1 else "")
     if main_rank:
-        precision = {torch.bfloat16: ", bf16 mixed precision", torch.float16: ", fp16 mixed precision"}.get(
-            trainer.amp, "")
-        print(f"run directory: {run_dir}\ndata: {info.name}, {what}\ndevice: {device}{precision}{ranks}  parameters: "
+        print(f"run directory: {run_dir}\ndata: {info.name}, {data_lib.describe(info, dataset, val_dataset)}\n"
+              f"device: {device}{precision_text(trainer.amp)}{ranks}  parameters: "
               + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in n_params.items())
               + f"\nsteps: {trainer.total_steps} ({trainer.steps_per_epoch} per epoch)", flush=True)
     summary = trainer.fit(resume)
@@ -160,15 +164,28 @@ def run(cfg, resume: dict | None = None, run_dir: Path | None = None, show_confi
     return summary
 
 
-@cli_entry
+def run(cfg, resume: dict | None = None, run_dir: Path | None = None, show_config: bool = False) -> dict:
+    """Train per `cfg` (optionally continuing `resume`); returns a summary dict.
+
+    Under torchrun every rank calls this; rank 0 alone prints, writes the config and (in the Trainer) logs
+    and checkpoints. The run folder is locked from before its first file until this returns.
+    """
+    try:
+        return _run(cfg, resume, run_dir, show_config)
+    finally:
+        release_run_folders()
+
+
+@command
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     cfg, resume = parse_config(argv)
     try:
         distributed.init(cfg.device)
         run_dir = _shared_run_dir(cfg, _pre_parse(argv).resume)
         s = run(cfg, resume, run_dir, show_config=True)
     finally:
+        release_run_folders()
         distributed.shutdown()
     if distributed.rank_from_env() == 0:
         print(f"done: {s['steps']} steps in {s['seconds']:.0f} s ({s['steps_per_s']:.2f} steps/s); "

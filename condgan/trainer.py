@@ -8,50 +8,25 @@ that were already used, so a resumed run continues exactly where it stopped.
 """
 from __future__ import annotations
 
-import json
 import math
 import signal
 import sys
-import threading
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt_io
 from . import distributed
+from . import run_folder
+from .batches import EpochBatches
 from .data.tensors import LabelledTensors, collate
-from .errors import CondganError, Interrupted, TrainingDiverged
-
-
-class StopRequests:
-    """SIGINT/SIGTERM set a flag that the loop reads between batches, so it can save a consistent checkpoint.
-
-    The first signal only asks; a second SIGINT interrupts at once (the
-    previous checkpoint stays intact, since checkpoints are written atomically).
-    Handlers are installed only in the main thread and restored on exit.
-    """
-
-    def __init__(self):
-        self.signum = None
-        self._previous = {}
-
-    def _handle(self, signum, frame):
-        self.signum = signum
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._previous[s] = signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
+from .device import amp_dtype, cpu_has_bf16_units, pick_device  # noqa: F401 - re-exported for old imports
+from .errors import CheckpointError, CondganError, Interrupted, TrainingDiverged
+from .step import StepRunner
+from .stopping import StopRequests
 
 
 class _NoWriter:
@@ -64,102 +39,18 @@ class _NoWriter:
     close = add_scalar
 
 
-class EpochBatches(Sampler):
-    """Shuffled batches of indices; the order depends only on (seed, epoch) and can start mid-epoch."""
-
-    def __init__(self, n: int, batch_size: int, seed: int, drop_last: bool = True, rank: int = 0, world: int = 1):
-        """With `world` ranks, each global batch of batch_size x world indices is split into consecutive
-        per-rank shares: the ranks together see exactly the batches of one process at the global size."""
-        self.n, self.batch_size, self.seed, self.drop_last = n, batch_size, seed, drop_last or world > 1
-        self.rank, self.world = rank, world
-        self.epoch, self.start = 0, 0
-
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        self.epoch, self.start = epoch, start
-
-    def batches_per_epoch(self) -> int:
-        size = self.batch_size * self.world
-        return self.n // size if self.drop_last else math.ceil(self.n / size)
-
-    def __len__(self) -> int:
-        return self.batches_per_epoch() - self.start
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(self.n, generator=g)
-        size = self.batch_size * self.world
-        for b in range(self.start, self.batches_per_epoch()):
-            first = b * size + self.rank * self.batch_size
-            yield order[first:first + self.batch_size].tolist()
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise CondganError(f"--device {name!r} is not a device name (use auto, cpu, cuda, cuda:N or mps)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CondganError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise CondganError("--device mps was asked for, but MPS is not available here")
-    return dev
-
-
-def cpu_has_bf16_units() -> bool:
-    """True on CPUs with AMX tiles (Intel Xeon since Sapphire Rapids): bf16 convolutions run several times
-    faster there than fp32 ones. Without them bf16 autocast on the CPU is no faster."""
-    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(check and check())
-
-
-def amp_dtype(setting: str, device: torch.device, bf16_on_cpu: bool = False):
-    """None (full precision) or the autocast dtype for this device.
-
-    auto: bf16 on CUDA GPUs that support it, else fp16 (with a GradScaler); on CPUs with AMX, bf16 for
-    the models that set `bf16_on_cpu`; full precision everywhere else.
-    """
-    if setting == "off":
-        return None
-    if setting == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if device.type == "cpu" and bf16_on_cpu and cpu_has_bf16_units() else None
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[setting]
-
-
-class Trainer:
-    ddp = None  # distributed.DDPNets when several ranks train
+class Trainer(StepRunner):
+    """Data, schedule, logging, sample grids, validation and checkpoints around the StepRunner's steps."""
 
     def __init__(self, cfg, model, dataset, info, run_dir: Path, device: torch.device, val_dataset=None):
-        self.cfg, self.model, self.dataset, self.info = cfg, model, dataset, info
-        self.val_dataset = val_dataset
-        self.run_dir, self.device = Path(run_dir), device
+        self.dataset, self.info, self.val_dataset = dataset, info, val_dataset
+        self.run_dir = Path(run_dir)
         self.rank, self.world = distributed.rank(), distributed.world_size()
         self.main = self.rank == 0  # rank 0 alone logs, draws samples and writes checkpoints
         distributed.check_same_config(cfg)
         if self.world > 1:
             distributed.sync_batchnorm(model, device)
-        self.model.to(device)
-        self.amp = amp_dtype(cfg.amp, device, model.bf16_on_cpu)
-        # on CPU only where it measured faster for the model (BENCHMARKS.md); on GPUs whenever asked
-        cl = cfg.channels_last and (device.type != "cpu" or model.channels_last_on_cpu)
-        self.layout = torch.channels_last if cl else torch.contiguous_format
-        self.model.to(memory_format=self.layout)
-        if device.type == "cuda":  # training crops have one size, so cuDNN's autotuning pays off
-            torch.backends.cudnn.benchmark = True
-        if cfg.compile:  # in place: state_dict keys, checkpoints and export are unchanged
-            for net in model.children():
-                if any(p.requires_grad for p in net.parameters()):
-                    net.compile()
-        self.opts = model.optimizers()
-        use_scaler = self.amp == torch.float16
-        self.scalers = {p: torch.amp.GradScaler(device.type, enabled=use_scaler) for p in self.opts}
+        super().__init__(cfg, model, device)
         self.sampler = EpochBatches(len(dataset), cfg.batch_size, cfg.seed, rank=self.rank, world=self.world)
         if self.sampler.batches_per_epoch() == 0:
             ranks = f" x {self.world} ranks" if self.world > 1 else ""
@@ -174,6 +65,8 @@ class Trainer:
         self.step = self.epoch = self.batch_in_epoch = 0
         self.best = None  # (value, step) of the best validation metric so far
         self.writer = None
+        self.last_means: dict = {}  # the losses of the last logged interval
+        self.val_text = ""  # the last validation result, for the per-epoch line
         self._fixed = self._fixed_batch()
         if self.world > 1:  # after the model's last move: DDP starts every rank from rank 0's weights
             self.ddp = distributed.DDPNets(model, device)
@@ -181,7 +74,7 @@ class Trainer:
 
     def _fixed_batch(self) -> dict | None:
         """The validation items shown in every sample grid (None for models that need none)."""
-        n = getattr(self.cfg, "sample_pairs", 0)
+        n = self.model.shown_items()
         if not n or self.val_dataset is None:
             return None
         return collate([self.val_dataset[i] for i in range(min(n, len(self.val_dataset)))])
@@ -214,11 +107,17 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a checkpoint (on every rank: each takes its own RNG state when the world size matches)."""
-        self.model.load_state_dict(state["model"])
-        for p, o in self.opts.items():
-            o.load_state_dict(state["optimizers"][p])
-            self.scheds[p].load_state_dict(state["schedulers"][p])
-            self.scalers[p].load_state_dict(state["scalers"][p])
+        try:
+            self.model.load_state_dict(state["model"])
+            for p, o in self.opts.items():
+                o.load_state_dict(state["optimizers"][p])
+                self.scheds[p].load_state_dict(state["schedulers"][p])
+                self.scalers[p].load_state_dict(state["scalers"][p])
+            ckpt_io.set_rng_state(state["rng"])  # tried here so a malformed state is refused before any work
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
+            detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise CheckpointError(f"the checkpoint in {self.run_dir} does not fit the {self.cfg.model} model and "
+                                  f"its training state in this version ({detail})") from None
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.best = state.get("best")
         per_rank = state.get("rng_ranks") or []
@@ -244,7 +143,7 @@ class Trainer:
     def _validate(self) -> None:
         """Score the fixed validation subset; keep checkpoints/best.pt at the best value (lower is better)."""
         metric = self.model.validation_metric
-        n = min(getattr(self.cfg, "val_images", 0), len(self.val_dataset)) if self.val_dataset is not None else 0
+        n = min(self.model.validation_items(), len(self.val_dataset)) if self.val_dataset is not None else 0
         if metric is None or n == 0:
             return
         results = None
@@ -262,9 +161,9 @@ class Trainer:
         if improved:
             self.best = (value, self.step)
         if self.main:
-            with open(self.run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps({"step": self.step, "epoch": self.epoch + 1, **results, "best": improved}) + "\n")
-        self._val_text = f"{metric} {value:.4f}" + (" (best)" if improved else f" (best {self.best[0]:.4f})")
+            run_folder.append_metrics(self.run_dir, {"step": self.step, "epoch": self.epoch + 1, **results,
+                                                     "best": improved})
+        self.val_text = f"{metric} {value:.4f}" + (" (best)" if improved else f" (best {self.best[0]:.4f})")
         if improved:
             self.save(ckpt_io.BEST)
 
@@ -277,26 +176,6 @@ class Trainer:
         return DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=collate, num_workers=workers,
                           pin_memory=self.device.type == "cuda", generator=g,
                           persistent_workers=False)
-
-    def _to_device(self, batch: dict) -> dict:
-        def move(v):
-            if not torch.is_tensor(v):
-                return v
-            v = v.to(self.device, non_blocking=True)
-            return v.contiguous(memory_format=self.layout) if v.ndim == 4 else v
-        return {k: move(v) for k, v in batch.items()}
-
-    def _run_phase(self, phase: str, batch: dict) -> dict:
-        opt, scaler = self.opts[phase], self.scalers[phase]
-        opt.zero_grad(set_to_none=True)
-        ctx = torch.autocast(self.device.type, dtype=self.amp) if self.amp else nullcontext()
-        with ctx, (self.ddp.installed() if self.ddp else nullcontext()):
-            losses = self.model.step(phase, batch)
-        scaler.scale(losses["loss"]).backward()
-        scaler.step(opt)
-        scaler.update()
-        self.model.after_step(phase)
-        return losses
 
     def _check_finite(self, sums: dict) -> None:
         bad = [k for k, v in sums.items() if not math.isfinite(float(v))]
@@ -311,15 +190,14 @@ class Trainer:
         sums = distributed.mean_over_ranks(sums)  # on every rank: the one collective of logging
         means = {k: float(v) / count for k, v in sums.items()}
         self._check_finite(means)
-        self._last_means = means
+        self.last_means = means
         if not self.main:
             return
         for k, v in means.items():
             self.writer.add_scalar(f"loss/{k}", v, self.step)
         for p, o in self.opts.items():
             self.writer.add_scalar(f"lr/{p}", o.param_groups[0]["lr"], self.step)
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps({"step": self.step, "epoch": self.epoch + 1, **means}) + "\n")
+        run_folder.append_metrics(self.run_dir, {"step": self.step, "epoch": self.epoch + 1, **means})
         bar.set_postfix({"ep": self.epoch + 1, **{k: f"{v:.3f}" for k, v in means.items()}}, refresh=False)
 
     def _samples(self) -> None:
@@ -346,6 +224,8 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
         if resume is not None:
             self.load_state_dict(resume)
+            if self.main:  # the log must match the weights: lines past the checkpoint are redone
+                run_folder.truncate_metrics(self.run_dir, self.step)
         self.writer = (SummaryWriter(str(self.run_dir), purge_step=self.step if resume else None) if self.main
                        else _NoWriter())
         start_step, t0 = self.step, time.time()
@@ -358,10 +238,10 @@ class Trainer:
             while self.step < self.total_steps and self.epoch < self.cfg.epochs:
                 self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
                 for batch in self._loader():
-                    batch = self._to_device(batch)
+                    batch = self.to_device(batch)
                     stepped = False
                     for phase in self.model.phases(self.batch_in_epoch):
-                        losses = self._run_phase(phase, batch)
+                        losses = self.run_phase(phase, batch)
                         for k, v in losses.items():
                             if k != "loss":
                                 sums[k] = sums.get(k, 0.0) + v.detach()
@@ -398,8 +278,8 @@ class Trainer:
                 if not self.cfg.progress and self.main:  # without a bar (logs, CI), one line per epoch
                     took = time.time() - t0
                     rate = (self.step - start_step) / max(took, 1e-9)
-                    losses_txt = "  ".join(f"{k} {v:.3f}" for k, v in getattr(self, "_last_means", {}).items())
-                    val_txt = f"  {self._val_text}" if getattr(self, "_val_text", "") else ""
+                    losses_txt = "  ".join(f"{k} {v:.3f}" for k, v in self.last_means.items())
+                    val_txt = f"  {self.val_text}" if self.val_text else ""
                     print(f"epoch {self.epoch + 1}/{self.cfg.epochs}  step {self.step}/{self.total_steps}  "
                           f"{losses_txt}{val_txt}  ({took:.0f} s, {rate:.2f} steps/s)", flush=True)
                 if epoch_done:

@@ -21,10 +21,10 @@ from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt_io
 from . import models
-from .config import _Parser
+from .cli import Parser, command, positive, writable_dir
 from .data.paired import IMAGE_SUFFIXES, read, to_tensor
-from .errors import CondganError, DataError, cli_entry
-from .trainer import pick_device
+from .device import pick_device
+from .errors import DataError
 
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
@@ -105,15 +105,9 @@ def translate_files(model, files: list[Path], out: Path, batch_size: int = 8, al
                     html_page: bool = True, progress: bool = True, title: str = "condgan translations",
                     direction: str | None = None) -> list[Path]:
     """Translate `files` into `out`; same-size images are batched. Returns the output paths."""
-    info, cfg = model.info, model.cfg
-    trained = getattr(cfg, "direction", "AtoB")
-    direction = direction or trained
-    both_ways = hasattr(model, "io_channels")
-    if direction != trained and not both_ways:
-        raise CondganError(f"this {cfg.model} run translates {trained} only")
-    cin, cout = model.io_channels(direction) if both_ways else (info.in_channels, info.channels)
+    direction = model.resolve_direction(direction)
+    cin, cout = model.io_channels(direction)
     swap = direction == "BtoA"
-    run = (lambda x: model.translate(x, direction)) if both_ways else model.translate
     by_size = defaultdict(list)
     loaded = {}
     for f in files:
@@ -127,7 +121,7 @@ def translate_files(model, files: list[Path], out: Path, batch_size: int = 8, al
         for i in range(0, len(group), batch_size):
             chunk = group[i:i + batch_size]
             x = torch.stack([to_tensor(loaded[f][0]) for f in chunk]).to(model.device)
-            y = run(x)
+            y = model.translate(x, direction)
             for f, yi in zip(chunk, y):
                 outputs[f] = save_array(to_uint8(yi), out / f"{f.stem}.png")
                 row = {"name": f.name, "output": outputs[f].name}
@@ -143,9 +137,9 @@ def translate_files(model, files: list[Path], out: Path, batch_size: int = 8, al
     return [outputs[f] for f in files]
 
 
-@cli_entry
+@command
 def main(argv=None):
-    p = _Parser(prog="condgan.translate", description=__doc__.splitlines()[0])
+    p = Parser(prog="condgan.translate", description=__doc__.splitlines()[0])
     p.add_argument("run", help="run directory or checkpoint file")
     p.add_argument("input", help="an image or a folder of images")
     p.add_argument("--out", default="translated", help="output folder")
@@ -158,18 +152,14 @@ def main(argv=None):
     p.add_argument("--no-html", action="store_true", help="skip the index.html page")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(sys.argv[1:] if argv is None else argv)
-    if args.batch_size <= 0:
-        raise CondganError("--batch-size must be positive")
+    args = p.parse_args(sys.argv[1:] if argv is None else [str(a) for a in argv])
+    positive("--batch-size", args.batch_size, 4096)
+    out = writable_dir(args.out, "--out")
     run = ckpt_io.resolve_best(args.run) if args.best else Path(args.run)
     device = pick_device(args.device)
-    model, cfg, info = models.load(run, device)
-    if not hasattr(model, "translate"):
-        raise CondganError(f"{args.run} is a {cfg.model} run; translate works with translation models "
-                           f"(use condgan.sample for class-conditional runs)")
+    model, cfg, info = models.load(run, device, task=models.TRANSLATE)
+    direction = model.resolve_direction(args.direction)
     files = list_inputs(Path(args.input))
-    out = Path(args.out)
-    direction = args.direction or cfg.direction
     translate_files(model, files, out, args.batch_size, args.aligned, not args.no_html, not args.no_progress,
                     title=f"{cfg.model} {direction}: {args.run}", direction=direction)
     page = "" if args.no_html else f"; side by side: {out / 'index.html'}"

@@ -23,7 +23,7 @@ import torch
 from condgan import models
 from condgan import train as condgan_train
 from condgan.checkpoint import save_image_atomic
-from condgan.data import for_config
+from condgan.models import data_for
 from condgan.translate import list_inputs, translate_files
 
 
@@ -57,7 +57,7 @@ def main() -> None:
         print(f"wrote {len(files)} translations ({args.direction}) into {out / 'translated'}")
         return
 
-    test, _ = for_config(cfg, "test")  # held-out cities, resized to the training size
+    test, _ = data_for(cfg, "test")  # held-out cities, resized to the training size
     items = [test[i] for i in range(4)]
     a, b = torch.stack([it["A"] for it in items]), torch.stack([it["B"] for it in items])
     fake_b, fake_a = model.translate(a, "AtoB"), model.translate(b, "BtoA")

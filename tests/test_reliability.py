@@ -72,17 +72,33 @@ def straight_run(tmp_path_factory):
     return args, run
 
 
-def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint_exactly(straight_run, tmp_path):
+def _log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_sigkill_mid_epoch_resumes_from_the_last_checkpoint_exactly(straight_run, tmp_path, capsys):
+    from condgan.train import main as train
     args, straight = straight_run
     run = tmp_path / "killed"
     proc = _start([a if a != str(straight) else str(run) for a in args])
     _wait_for_step(proc, run, 50)
+    # while it trains, nobody else may write into its folder: neither a resume nor a fresh run
+    for other in (["--resume", str(run)], [*args[:-1], str(run)]):
+        with pytest.raises(SystemExit) as e:
+            train(other)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and f"in use by process {proc.pid}" in err, err
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     saved = torch.load(run / "checkpoints" / "last.pt", weights_only=True)  # loads: nothing half-written
     assert 20 <= saved["step"] < STEPS and saved["step"] % 20 == 0
-    _train(["--resume", str(run)])
+    assert _logged_step(run) > saved["step"]  # the log ran ahead of the checkpoint
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 9')  # and a line torn by the kill
+    _train(["--resume", str(run)])  # the killed holder's lock is stale: the resume proceeds
     _same(_weights(run), _weights(straight))
+    # the log matches the weights: every step once, with the losses of the uninterrupted run
+    assert _log(run) == _log(straight)
 
 
 def test_sigint_saves_a_checkpoint_then_exits(straight_run, tmp_path):

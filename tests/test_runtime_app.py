@@ -268,3 +268,20 @@ def test_python_api(onnx_models):
     with pytest.raises(cr.UsageError, match="13 x 7 x 3|H x W x 3"):
         t.translate(x[..., :2])
     assert np.array_equal(cr_images.to_uint8(cr_images.to_float(x)), x)  # the conversions round-trip
+
+
+@pytest.mark.parametrize("error, fragment", [
+    (MemoryError(), "out of memory"),
+    (RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Failed to allocate memory for requested buffer"),
+     "ran out of memory"),
+    (OSError(28, "No space left on device", "/data/grid.png"), "No space left on device (/data/grid.png)"),
+])
+def test_memory_and_disk_errors_are_sentences(onnx_models, monkeypatch, capsys, error, fragment):
+    from condgan_runtime import cli
+
+    def fail(*args, **kwargs):
+        raise error
+    monkeypatch.setattr(cli, "load", fail)
+    assert cli.main(["generate", str(onnx_models["digits"])]) == 1
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and len(err.splitlines()) == 1 and "internal error" not in err

@@ -175,7 +175,8 @@ def test_compile_changes_speed_not_results(tiny_args, tmp_path):
 
 @pytest.mark.parametrize("has_amx", [True, False])
 def test_amp_auto_on_cpu_is_bf16_only_with_amx_and_for_the_translation_models(monkeypatch, has_amx):
-    from condgan import models, trainer
+    from condgan import device as trainer
+    from condgan import models
     monkeypatch.setattr(trainer, "cpu_has_bf16_units", lambda: has_amx)
     cpu = torch.device("cpu")
     for name in ("pix2pix", "cyclegan", "cgan"):

@@ -36,8 +36,12 @@ import time
 import torch
 
 from .. import models
+from ..checkpoint import atomic_write
+from ..cli import Parser, command, positive, writable_file
 from ..data import DataInfo
-from ..trainer import Trainer, amp_dtype, cpu_has_bf16_units, pick_device
+from ..device import cpu_has_bf16_units, pick_device
+from ..errors import CondganError
+from ..step import StepRunner
 
 REFERENCE = "reference (eager fp32)"
 AMP = "condgan, AMP"  # bf16 (fp16 on GPUs without bf16); channels-last on GPUs and where the model takes it on CPU
@@ -51,7 +55,7 @@ def _references():
 
 
 class Ours:
-    """Our model and the Trainer's phase runner, without data loading."""
+    """Our model and the training step the Trainer runs (condgan.step.StepRunner), without data loading."""
 
     def __init__(self, name: str, size: int, device: torch.device, channels_last: bool, amp: str):
         cfg = models.config_class(name)(**({"crop_size": size} if name != "cgan" else {}),
@@ -61,27 +65,19 @@ class Ours:
                 else DataInfo(kind, "bench", 1, 28, 28, num_classes=10))
         self.name, self.cfg, self.model = name, cfg, models.build(cfg, info)
         self.keys = {"paired": ("input", "target"), "unpaired": ("A", "B"), "labelled": ("image", "label")}[kind]
-        t = self.trainer = Trainer.__new__(Trainer)
-        t.cfg, t.model, t.device = cfg, self.model.to(device), device
-        t.amp = amp_dtype(amp, device, self.model.bf16_on_cpu)
-        t.layout = torch.channels_last if channels_last else torch.contiguous_format
-        self.model.to(memory_format=t.layout)
-        t.opts = self.model.optimizers()
-        t.scalers = {p: torch.amp.GradScaler(device.type, enabled=t.amp == torch.float16) for p in t.opts}
+        self.runner = StepRunner(cfg, self.model, device)  # the Trainer's own step, without data loading
 
     def batch(self, a, b):
         if self.keys[1] == "label":
             return {"image": a[:, :1, :28, :28].contiguous(), "label": torch.arange(a.shape[0], device=a.device) % 10}
-        layout = self.trainer.layout
+        layout = self.runner.layout
         return {self.keys[0]: a.contiguous(memory_format=layout), self.keys[1]: b.contiguous(memory_format=layout)}
 
     def step(self, batch):
-        for phase in self.model.phases(0):
-            self.trainer._run_phase(phase, batch)
+        self.runner.train_step(batch)
 
     def infer(self, batch):
-        autocast = torch.autocast(self.trainer.device.type, self.trainer.amp, enabled=self.trainer.amp is not None)
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), self.runner.autocast():
             if self.keys[1] == "label":
                 return self.model.generate(batch["label"])
             return self.model.translate(batch[self.keys[0]])
@@ -179,12 +175,13 @@ def run_worker(variant: str, mode: str, bs: int, steps: int, args) -> float:
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise SystemExit(f"condgan.bench: the {variant} {mode} worker failed: {tail}")
+        raise CondganError(f"the {variant} {mode} worker failed: {tail}")
     return json.loads(done.stdout.strip().splitlines()[-1])["s_per_call"]
 
 
+@command
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="condgan.bench", description=__doc__.splitlines()[0])
+    p = Parser(prog="condgan.bench", description=__doc__.splitlines()[0])
     p.add_argument("model", choices=["pix2pix", "cyclegan", "cgan"])
     p.add_argument("--batch-sizes", type=int, nargs="+", help="default: 1 on CPU, 1 and 8 on GPUs")
     p.add_argument("--rounds", type=int, default=3)
@@ -200,9 +197,16 @@ def main(argv=None):
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--mode", default="train", help=argparse.SUPPRESS)
     p.add_argument("--worker-batch", type=int, help=argparse.SUPPRESS)
-    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    args = p.parse_args(sys.argv[1:] if argv is None else [str(a) for a in argv])
     if args.worker:
         return worker(args)
+    json_out = writable_file(args.json, "--json") if args.json else None
+    positive("--rounds", args.rounds, 1000)
+    positive("--size", args.size, 4096)
+    for bs in args.batch_sizes or []:
+        positive("--batch-sizes", bs, 4096)
+    if args.steps < 0:
+        raise CondganError(f"--steps must be zero (automatic) or positive, got {args.steps}")
     device = pick_device(args.device)
     args.device = str(device)
     if args.model == "cgan":
@@ -224,7 +228,7 @@ def main(argv=None):
         diff = check_same_model(args.model, device, args.size)
         print(f"same model: max |G_ours - G_reference| = {diff:.2e} on one {args.size}x{args.size} image", flush=True)
         if diff > 1e-3:
-            raise SystemExit("condgan.bench: our model and the reference disagree; the comparison would be unfair")
+            raise CondganError("our model and the reference disagree; the comparison would be unfair")
         flops = step_flops(args.model, args.size, device)
     rows = []
     for mode in args.modes:
@@ -257,7 +261,7 @@ def main(argv=None):
     if flops:
         print(f"\none training step: {flops / 1e9:.1f} GFLOP per image (counted on the reference)")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"model": args.model, "device": str(device), "rows": rows, "step_flops": flops,
-                       "matmul_rate": rates}, f, indent=2)
+        with atomic_write(json_out) as f:
+            f.write(json.dumps({"model": args.model, "device": str(device), "rows": rows, "step_flops": flops,
+                                "matmul_rate": rates}, indent=2).encode())
     return 0

@@ -1,4 +1,4 @@
-"""Datasets: one entry point, `build(name, ...)`, for every kind of data.
+"""Datasets by kind: `load(kind, options, split)` for training data, `build(name, ...)` for labelled sets.
 
 Every dataset yields dict batches of float images in [-1, 1] (NCHW) plus what
 the model needs (labels for class-conditional data). `DataInfo` describes the
@@ -8,50 +8,27 @@ need the data itself.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import DataError
-
-
-@dataclass
-class DataInfo:
-    kind: str  # "labelled" (class-conditional), "paired" or "unpaired" (translation)
-    name: str
-    channels: int
-    height: int
-    width: int
-    num_classes: int = 0
-    class_names: list = field(default_factory=list)
-    in_channels: int = 0  # translation: channels of the input (A) images ("channels" are the output's, B)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DataInfo":
-        return cls(**d)
-
-
-def default_root() -> Path:
-    env = os.environ.get("CONDGAN_DATA")
-    return Path(env) if env else Path.home() / ".cache" / "condgan" / "data"
+from .download import default_root
+from .info import KINDS, LABELLED, PAIRED, UNPAIRED, DataInfo, DataOptions  # noqa: F401 - the public face
 
 
 LABELLED_NAMES = ("digits", "mnist", "fashion-mnist")
 
 
-def for_config(cfg, split: str = "train"):
-    """(dataset, DataInfo) for a training config: labelled data, or paired data for translation models."""
-    from ..models import data_kind
-    kind = data_kind(cfg.model)
-    if kind == "paired":
+def load(kind: str, options: DataOptions, split: str = "train"):
+    """(dataset, DataInfo) of `kind` (labelled, paired or unpaired) as `options` describe it."""
+    if kind == PAIRED:
         from .paired import build as build_paired
-        return build_paired(cfg, split)
-    if kind == "unpaired":
+        return build_paired(options, split)
+    if kind == UNPAIRED:
         from .unpaired import build as build_unpaired
-        return build_unpaired(cfg, split)
-    return build(cfg.data, split, cfg.data_root or None, cfg.image_size)
+        return build_unpaired(options, split)
+    if kind == LABELLED:
+        return build(options.data, split, options.data_root or None, options.image_size)
+    raise DataError(f"unknown data kind {kind!r}; known: {', '.join(KINDS)}")
 
 
 def build(name: str, split: str = "train", root: str | Path | None = None, image_size: int = 0):
@@ -74,3 +51,14 @@ def build(name: str, split: str = "train", root: str | Path | None = None, image
         return labelled_folder(path, split, image_size)
     raise DataError(f"unknown dataset {name!r}: use one of {', '.join(LABELLED_NAMES)} or the path of "
                     f"a folder of class subfolders")
+
+
+def describe(info: DataInfo, dataset, val_dataset=None) -> str:
+    """The training data in one phrase, for the line `condgan.train` prints."""
+    if info.kind == PAIRED:
+        return (f"{len(dataset)} training pairs ({len(val_dataset) if val_dataset is not None else 0} validation),"
+                f" {info.in_channels} -> {info.channels} channels, trained at {info.height}x{info.width}")
+    if info.kind == UNPAIRED:
+        return (f"{len(dataset.a)} A and {len(dataset.b)} B training images ({info.in_channels} and "
+                f"{info.channels} channels), trained at {info.height}x{info.width}")
+    return f"{len(dataset)} images {info.channels}x{info.height}x{info.width}, {info.num_classes} classes"

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from . import DataInfo
+from .info import DataInfo
 from .tensors import LabelledTensors
 
 DIGITS_SHA256 = "df67da2a21bc0cbd23d5f6e21eecbe4ee21be91c9a83880532c1f8857973fe0e"

@@ -42,6 +42,12 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..errors import DataError
 
+def default_root() -> Path:
+    """Where downloaded datasets are cached: $CONDGAN_DATA, else ~/.cache/condgan/data."""
+    env = os.environ.get("CONDGAN_DATA")
+    return Path(env) if env else Path.home() / ".cache" / "condgan" / "data"
+
+
 # kind -> (environment variable overriding the base URL, default base URL)
 BASE_URLS = {
     "pix2pix": ("CONDGAN_PIX2PIX_URL", "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/"),

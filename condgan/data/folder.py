@@ -9,7 +9,7 @@ from torchvision import datasets
 from torchvision.transforms import v2
 
 from ..errors import DataError
-from . import DataInfo
+from .info import DataInfo
 
 IMAGE_EXTENSIONS = datasets.folder.IMG_EXTENSIONS
 
@@ -37,6 +37,11 @@ class LabelledFolder(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """Every item's class index, as LabelledTensors has them."""
+        return torch.tensor([label for _, label in self.samples], dtype=torch.long)
 
     def __getitem__(self, i):
         path, label = self.samples[i]

@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
 from ..errors import DataError  # noqa: E402
-from . import DataInfo  # noqa: E402
+from .info import DataInfo  # noqa: E402
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 SPLIT_FALLBACKS = {"train": ("train",), "val": ("val", "test"), "test": ("test", "val")}
@@ -229,13 +229,12 @@ def source_for_folder(root: Path, split: str):
 
 
 def build(cfg, split: str = "train"):
-    """(dataset, DataInfo) for a translation config (pix2pix presets and folders)."""
-    from . import default_root
-    from .download import PIX2PIX_ARCHIVES, fetch
+    """(dataset, DataInfo) of paired data as `cfg` (a condgan.data.DataOptions) describes it."""
+    from .download import PIX2PIX_ARCHIVES, default_root, fetch
 
     name = cfg.data
     if name == "procedural-maps":
-        n, seed = (cfg.procedural_train, 0) if split == "train" else (PROCEDURAL_VAL, 1)
+        n, seed = (cfg.procedural_pairs, 0) if split == "train" else (PROCEDURAL_VAL, 1)
         source = ProceduralSource(n, 256, seed)
     elif name in PIX2PIX_ARCHIVES:
         folder = fetch(PIX2PIX_ARCHIVES[name], Path(cfg.data_root) if cfg.data_root else default_root(),

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError
-from . import DataInfo
+from .info import DataInfo
 from .paired import _images, channels_of, make_transform, probe, read, to_tensor
 
 PROCEDURAL_TRAIN, PROCEDURAL_TEST = 400, 100
@@ -135,9 +135,10 @@ def _folder_domains(root: Path, split: str) -> tuple[FileImages, FileImages]:
 
 
 def build(cfg, split: str = "train"):
-    """(dataset, DataInfo) for a CycleGAN config. DataInfo: in_channels = A's, channels = B's."""
-    from . import default_root
-    from .download import CYCLEGAN_ARCHIVES, fetch
+    """(dataset, DataInfo) of unpaired data as `cfg` (a condgan.data.DataOptions) describes it.
+
+    DataInfo: in_channels = A's, channels = B's."""
+    from .download import CYCLEGAN_ARCHIVES, default_root, fetch
 
     name = cfg.data
     train = split == "train"

@@ -20,8 +20,9 @@ from .. import losses
 from ..config import opt
 from ..errors import CondganError
 from ..nets.unet import NORMS
-from .base import GANModel
-from .translation import GAN_LOSSES, GENERATORS, TranslationConfig, as_rgb, build_discriminator, build_generator
+from ..data.info import UNPAIRED
+from .translation import (GAN_LOSSES, GENERATORS, TranslationConfig, TranslationModel, as_rgb,
+                          build_discriminator, build_generator)
 
 
 @dataclass
@@ -35,16 +36,13 @@ class CycleGANConfig(TranslationConfig):
     norm: str = opt("instance", "normalisation in all nets", choices=list(NORMS))
     dropout: bool = opt(False, "dropout 0.5 in the generators")
     gan_loss: str = opt("lsgan", "adversarial loss", choices=list(GAN_LOSSES))
-    cycle_weight: float = opt(10.0, "weight of each cycle-consistency L1 (A->B->A and B->A->B)")
-    identity_weight: float = opt(0.5, "identity loss weight as a fraction of --cycle-weight (0: off)")
-    pool_size: int = opt(50, "earlier fakes kept per discriminator (0: no pool)")
+    cycle_weight: float = opt(10.0, "weight of each cycle-consistency L1 (A->B->A and B->A->B)", at_least=0)
+    identity_weight: float = opt(0.5, "identity loss weight as a fraction of --cycle-weight (0: off)", at_least=0)
+    pool_size: int = opt(50, "earlier fakes kept per discriminator (0: no pool)", at_least=0, at_most=10_000)
     sample_pairs: int = opt(3, "test images per domain in the per-epoch sample grid")
 
     def validate(self) -> None:
         super().validate()
-        for name in ("cycle_weight", "identity_weight", "pool_size"):
-            if getattr(self, name) < 0:
-                raise CondganError(f"--{name.replace('_', '-')} cannot be negative")
         if self.pool_size and self.preprocess not in ("resize_and_crop", "crop", "scale_width_and_crop"):
             raise CondganError("the image pool needs one training size: use --preprocess resize_and_crop, crop "
                                "or scale_width_and_crop, or --pool-size 0")
@@ -87,8 +85,11 @@ class ImagePool(nn.Module):
         return torch.stack(out).to(images.dtype)
 
 
-class CycleGAN(GANModel):
-    data_kind = "unpaired"
+class CycleGAN(TranslationModel):
+    config_class = CycleGANConfig
+    data_kind = UNPAIRED
+    smoke_flags = ("--crop-size", "32", "--load-size", "36", "--resnet-blocks", "2", "--g-width", "4",
+                   "--d-width", "4", "--d-layers", "2", "--pool-size", "3", "--sample-pairs", "2")
     bf16_on_cpu = True  # BENCHMARKS.md: AMX CPUs
     channels_last_on_cpu = False  # 0.83-0.89x per step on CPU, fp32 and bf16 alike (BENCHMARKS.md)
     step_phase = "G"
@@ -144,21 +145,16 @@ class CycleGAN(GANModel):
             return {"loss": d_a + d_b, "d_a": d_a.detach(), "d_b": d_b.detach()}
         raise ValueError(f"unknown phase {phase!r}")
 
+    def directions(self) -> tuple[str, ...]:
+        """Both ways, the run's --direction first (the default of translate and export)."""
+        return (self.cfg.direction, "BtoA" if self.cfg.direction == "AtoB" else "AtoB")
+
     def generator(self, direction: str | None = None):
         return self.G_A if (direction or self.cfg.direction) == "AtoB" else self.G_B
 
     def io_channels(self, direction: str | None = None) -> tuple[int, int]:
         ca, cb = self.info.in_channels, self.info.channels
-        return (ca, cb) if (direction or self.cfg.direction) == "AtoB" else (cb, ca)
-
-    @torch.no_grad()
-    def translate(self, images: torch.Tensor, direction: str | None = None) -> torch.Tensor:
-        g = self.generator(direction)
-        was_training = g.training
-        g.eval()
-        out = g(images)
-        g.train(was_training)
-        return out
+        return (ca, cb) if self.resolve_direction(direction) == "AtoB" else (cb, ca)
 
     @torch.no_grad()
     def cycle_errors(self, batches) -> dict:

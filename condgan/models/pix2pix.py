@@ -7,6 +7,7 @@ load 286 then random-crop 256 with horizontal flips, D's loss halved.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -15,8 +16,8 @@ import torch.nn.functional as F
 from .. import losses
 from ..config import opt
 from ..errors import CondganError
-from .base import GANModel
-from .translation import GAN_LOSSES, TranslationConfig, as_rgb, build_discriminator, build_generator
+from .translation import (GAN_LOSSES, TranslationConfig, TranslationModel, as_rgb, build_discriminator,
+                          build_generator)
 
 
 @dataclass
@@ -24,20 +25,17 @@ class Pix2PixConfig(TranslationConfig):
     model: str = opt("pix2pix", "model to train (see the registry in condgan.models)")
     data: str = opt("procedural-maps", "paired data: procedural-maps (generated offline), an official archive "
                     "(maps, facades, edges2shoes, edges2handbags, night2day, cityscapes) or a folder")
-    l1_weight: float = opt(100.0, "weight of the L1 distance between output and target")
-    val_images: int = opt(50, "fixed validation images scored (L1) after each epoch; best.pt keeps the best")
-    procedural_train: int = opt(400, "pairs generated for --data procedural-maps (train split)")
-
-    def validate(self) -> None:
-        super().validate()
-        if self.procedural_train <= 0:
-            raise CondganError("--procedural-train must be positive")
-        if self.l1_weight < 0 or self.val_images < 0:
-            raise CondganError("--l1-weight and --val-images cannot be negative")
+    l1_weight: float = opt(100.0, "weight of the L1 distance between output and target", at_least=0)
+    val_images: int = opt(50, "fixed validation images scored (L1) after each epoch; best.pt keeps the best",
+                          at_least=0)
+    procedural_train: int = opt(400, "pairs generated for --data procedural-maps (train split)", above=0,
+                                at_most=100_000)
 
 
-class Pix2Pix(GANModel):
-    data_kind = "paired"
+class Pix2Pix(TranslationModel):
+    config_class = Pix2PixConfig
+    smoke_flags = ("--procedural-train", "4", "--crop-size", "32", "--load-size", "36", "--unet-depth", "5",
+                   "--g-width", "4", "--d-width", "4", "--val-images", "2", "--sample-pairs", "2")
     # oneDNN's 4x4 stride-2 (transposed) convolutions ran 1.7x slower per step in channels-last on 2 CPU cores
     channels_last_on_cpu = False
     bf16_on_cpu = True  # BENCHMARKS.md: AMX CPUs
@@ -73,17 +71,15 @@ class Pix2Pix(GANModel):
             return {"loss": adv + c.l1_weight * l1, "g_gan": adv.detach(), "g_l1": l1.detach()}
         raise ValueError(f"unknown phase {phase!r}")
 
-    def generator(self):
-        return self.G
+    @classmethod
+    def data_options(cls, cfg):
+        return dataclasses.replace(super().data_options(cfg), procedural_pairs=cfg.procedural_train)
 
-    @torch.no_grad()
-    def translate(self, images: torch.Tensor) -> torch.Tensor:
-        """Outputs in [-1, 1] for inputs in [-1, 1], any size, with the generator in eval mode."""
-        was_training = self.G.training
-        self.G.eval()
-        out = self.G(images)
-        self.G.train(was_training)
-        return out
+    def validation_items(self) -> int:
+        return self.cfg.val_images
+
+    def generator(self, direction=None):
+        return self.G
 
     @torch.no_grad()
     def validation(self, batches) -> dict:

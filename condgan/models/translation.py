@@ -1,15 +1,17 @@
-"""What pix2pix and CycleGAN share: the translation config, generator/discriminator builders, grid helper."""
+"""What translation models share: the config, the model base class, generator/discriminator builders, grids."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
 
-from ..config import TrainConfig, opt
+from ..config import MAX_IMAGE_SIZE, TrainConfig, opt
+from ..data.info import PAIRED, DataOptions
 from ..errors import CondganError
 from ..nets.patchgan import PatchDiscriminator, PixelDiscriminator
 from ..nets.resnet import UPSAMPLING, ResnetGenerator
 from ..nets.unet import NORMS, UNetGenerator
+from .base import TRANSLATE, GANModel
 
 GENERATORS = {"unet_256": ("unet", 8), "unet_128": ("unet", 7),
               "resnet_9blocks": ("resnet", 9), "resnet_6blocks": ("resnet", 6)}
@@ -32,38 +34,56 @@ class TranslationConfig(TrainConfig):
     direction: str = opt("AtoB", "translate A into B, or B into A", choices=["AtoB", "BtoA"])
     generator: str = opt("unet_256", "generator architecture (unet_256: 8 levels, unet_128: 7; or a ResNet "
                          "generator)", choices=list(GENERATORS))
-    unet_depth: int = opt(0, "U-Net levels, overriding a unet --generator preset (0: from --generator)")
-    resnet_blocks: int = opt(0, "residual blocks, overriding a resnet --generator preset (0: from --generator)")
+    unet_depth: int = opt(0, "U-Net levels, overriding a unet --generator preset (0: from --generator)",
+                          at_least=0, at_most=12)
+    resnet_blocks: int = opt(0, "residual blocks, overriding a resnet --generator preset (0: from --generator)",
+                             at_least=0, at_most=64)
     upsampling: str = opt("transpose", "ResNet decoder: transposed convolutions (reference) or resize + conv "
                           "(no checkerboard artifacts)", choices=list(UPSAMPLING))
     discriminator: str = opt("patch", "PatchGAN over --d-layers, or the 1x1 pixel discriminator",
                              choices=["patch", "pixel"])
-    d_layers: int = opt(3, "stride-2 layers of the PatchGAN (3: 70x70 patches)")
-    g_width: int = opt(64, "generator channels at the first level")
-    d_width: int = opt(64, "discriminator channels at the first layer")
+    d_layers: int = opt(3, "stride-2 layers of the PatchGAN (3: 70x70 patches)", above=0, at_most=10)
+    g_width: int = opt(64, "generator channels at the first level", above=0, at_most=1024)
+    d_width: int = opt(64, "discriminator channels at the first layer", above=0, at_most=1024)
     norm: str = opt("batch", "normalisation in all nets", choices=list(NORMS))
     dropout: bool = opt(True, "dropout 0.5 in the generator (U-Net: its inner decoder blocks)")
     gan_loss: str = opt("vanilla", "adversarial loss", choices=list(GAN_LOSSES))
-    load_size: int = opt(286, "resize images to this size before cropping")
-    crop_size: int = opt(256, "training crop size (the size the nets see)")
+    load_size: int = opt(286, "resize images to this size before cropping", above=0, at_most=MAX_IMAGE_SIZE)
+    crop_size: int = opt(256, "training crop size (the size the nets see)", above=0, at_most=MAX_IMAGE_SIZE)
     preprocess: str = opt("resize_and_crop", "training-time resizing and cropping", choices=list(PREPROCESS))
     flip: bool = opt(True, "random horizontal flips")
-    sample_pairs: int = opt(4, "validation/test images shown in the per-epoch sample grid")
+    sample_pairs: int = opt(4, "validation/test images shown in the per-epoch sample grid", at_least=0,
+                            at_most=64)
 
     def validate(self) -> None:
         super().validate()
         if self.image_size:
             raise CondganError(f"{self.model} sizes are set with --load-size and --crop-size, not --image-size")
-        for name in ("d_layers", "g_width", "d_width", "load_size", "crop_size"):
-            if getattr(self, name) <= 0:
-                raise CondganError(f"--{name.replace('_', '-')} must be positive")
-        for name in ("unet_depth", "resnet_blocks", "sample_pairs"):
-            if getattr(self, name) < 0:
-                raise CondganError(f"--{name.replace('_', '-')} cannot be negative")
         if self.unet_depth == 1:
             raise CondganError("--unet-depth must be at least 2")
         if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.load_size < self.crop_size:
             raise CondganError(f"--load-size ({self.load_size}) must be at least --crop-size ({self.crop_size})")
+
+
+class TranslationModel(GANModel):
+    """A model that translates images: its data options, directions and sample-grid inputs come from the
+    translation config."""
+
+    data_kind = PAIRED
+    task = TRANSLATE
+    uses_validation_data = True
+
+    @classmethod
+    def data_options(cls, cfg) -> DataOptions:
+        return DataOptions(data=cfg.data, data_root=cfg.data_root, progress=cfg.progress, direction=cfg.direction,
+                           load_size=cfg.load_size, crop_size=cfg.crop_size, preprocess=cfg.preprocess,
+                           flip=cfg.flip)
+
+    def directions(self) -> tuple[str, ...]:
+        return (self.cfg.direction,)
+
+    def shown_items(self) -> int:
+        return self.cfg.sample_pairs
 
 
 def build_generator(cfg: TranslationConfig, cin: int, cout: int):

@@ -214,7 +214,18 @@ def main(argv=None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # quiet the exit-time flush
         return 1
+    except MemoryError:
+        print(f"{PROG}: error: out of memory; use a smaller --batch-size or smaller images", file=sys.stderr)
+        return 1
+    except OSError as e:  # the environment (disk, permissions), not a bug
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"{PROG}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
     except Exception as e:  # a bug: still one line, with the traceback on request
+        if "Failed to allocate memory" in str(e) or "bad_alloc" in str(e):  # onnxruntime's out of memory
+            print(f"{PROG}: error: onnxruntime ran out of memory; use a smaller --batch-size or smaller images",
+                  file=sys.stderr)
+            return 1
         if os.environ.get("CONDGAN_RUNTIME_DEBUG"):
             raise
         print(f"{PROG}: internal error: {type(e).__name__}: {e} (set CONDGAN_RUNTIME_DEBUG=1 for the traceback)",
