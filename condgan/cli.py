@@ -145,6 +145,21 @@ def describe_oom(e: BaseException) -> str:
             f"asked for) and run again")
 
 
+_TOO_SMALL = ("Expected more than 1 value per channel when training", "Expected more than 1 spatial element",
+              "Kernel size can't be greater than actual input size", "Output size is too small")
+
+
+def too_small(e: BaseException) -> bool:
+    """True for the errors torch raises when images are too small for a network's depth."""
+    return isinstance(e, (RuntimeError, ValueError)) and any(t in str(e) for t in _TOO_SMALL)
+
+
+def describe_too_small(e: BaseException) -> str:
+    return ("the images are too small for the networks' depth (" + str(e).splitlines()[0].rstrip(".") + "); "
+            "use larger images (--crop-size, --image-size) or shallower nets (--unet-depth, --d-layers, "
+            "--generator)")
+
+
 def _prog(fn) -> str:
     spec = getattr(sys.modules.get(fn.__module__), "__spec__", None)
     name = spec.name if spec else fn.__module__
@@ -171,9 +186,11 @@ def command(fn):
             raise SystemExit(130) from None
         except OSError as e:
             fail(describe_os_error(e), ENVIRONMENT_EXIT)
-        except (MemoryError, RuntimeError) as e:
-            if not out_of_memory(e):
-                raise
-            fail(describe_oom(e), ENVIRONMENT_EXIT)
+        except (MemoryError, RuntimeError, ValueError) as e:
+            if out_of_memory(e):
+                fail(describe_oom(e), ENVIRONMENT_EXIT)
+            if too_small(e):
+                fail(describe_too_small(e), 2)
+            raise
 
     return wrapper

@@ -117,6 +117,8 @@ class TrainConfig:
                 check_number(flag, value, field_bounds(type(self), f.name))
             elif not isinstance(value, typ):
                 raise CondganError(f"{flag} must be a {typ.__name__}, got {value!r}")
+        if not self.data.strip():
+            raise CondganError("--data is empty; give a dataset name or a folder")
         if self.decay_epochs < -1:
             raise CondganError(f"--decay-epochs must be -1 (half of --epochs) or zero or positive, "
                                f"got {self.decay_epochs}")

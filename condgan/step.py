@@ -3,7 +3,7 @@
 `StepRunner` is the public training-step API. The Trainer builds on it; `condgan.bench`, the tests and the
 distributed wrapper use it directly:
 
-    runner = StepRunner(cfg, model, device)
+    runner = StepRunner.build(cfg, info, device)          # or StepRunner(cfg, model, device)
     losses = runner.train_step(runner.to_device(batch))   # {"D": {...}, "G": {...}}
 """
 from __future__ import annotations
@@ -33,6 +33,12 @@ class StepRunner:
         self.opts = model.optimizers()
         use_scaler = self.amp == torch.float16
         self.scalers = {p: torch.amp.GradScaler(self.device.type, enabled=use_scaler) for p in self.opts}
+
+    @classmethod
+    def build(cls, cfg, info, device="cpu") -> StepRunner:
+        """The model `cfg` names, built for data described by `info` (a DataInfo), with its training step."""
+        from . import models
+        return cls(cfg, models.build(cfg, info), device)
 
     def to_device(self, batch: dict) -> dict:
         """Tensors onto the device, images (4-D) in the runner's memory layout."""

@@ -220,6 +220,13 @@ def test_full_disk_sample_and_translate(full_disk, runs, tmp_path, capsys):
     ("train", ["--workers", "-5"], "--workers"),
     ("train", ["--epochs", "0"], "--epochs"),
     ("train", ["--model", "nope"], "unknown model"),
+    ("train", ["--data", ""], "--data is empty"),
+    ("train", ["--config", "CFGDIR"], "not readable JSON"),
+    ("train", [*TINY_PIX, "--crop-size", "8", "--load-size", "8", "--unet-depth", "8"], "too small"),
+    ("train", [*TINY_PIX, "--crop-size", "32", "--load-size", "32", "--d-layers", "10"], "too small"),
+    ("train", [*TINY_PIX, "--crop-size", "2", "--load-size", "2"], "too small"),
+    ("train", ["--model", "cyclegan", "--crop-size", "1", "--load-size", "1", "--g-width", "4", "--d-width", "4",
+               "--resnet-blocks", "1", "--no-progress", "--workers", "0"], "too small"),
     ("sample", ["CGAN", "--grid", "--n", "0"], "--n"),
     ("sample", ["CGAN", "--grid", "--n", "100000000"], "--n"),
     ("sample", ["CGAN", "--grid", "--nrow", "-3"], "--nrow"),
@@ -236,7 +243,7 @@ def test_full_disk_sample_and_translate(full_disk, runs, tmp_path, capsys):
     ("bench", ["pix2pix", "--rounds", "0"], "--rounds"),
 ])
 def test_more_bad_inputs(command, argv, fragment, runs, capsys, tmp_path):
-    names = {"CGAN": runs["cgan"], "PIX": runs["pix"], "INPUT": runs["image"]}
+    names = {"CGAN": runs["cgan"], "PIX": runs["pix"], "INPUT": runs["image"], "CFGDIR": tmp_path}
     argv = [names.get(a, a) for a in argv]
     if command == "train" and "--resume" not in argv:
         argv = [*argv, "--out", tmp_path / "r", "--max-steps", "1"]

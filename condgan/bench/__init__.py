@@ -63,9 +63,9 @@ class Ours:
         kind = models.data_kind(name)
         info = (DataInfo(kind, "bench", 3, size, size, in_channels=3) if kind != "labelled"
                 else DataInfo(kind, "bench", 1, 28, 28, num_classes=10))
-        self.name, self.cfg, self.model = name, cfg, models.build(cfg, info)
+        self.runner = StepRunner.build(cfg, info, device)  # the Trainer's own step, without data loading
+        self.name, self.cfg, self.model = name, cfg, self.runner.model
         self.keys = {"paired": ("input", "target"), "unpaired": ("A", "B"), "labelled": ("image", "label")}[kind]
-        self.runner = StepRunner(cfg, self.model, device)  # the Trainer's own step, without data loading
 
     def batch(self, a, b):
         if self.keys[1] == "label":
