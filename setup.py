@@ -66,6 +66,7 @@ setup(
         "tqdm>=4.64",
         "tensorboard>=2.14",
         "torchmetrics>=1.3",
+        "torch-fidelity>=0.3",  # the FID Inception-v3 that torchmetrics' FID/KID run on (condgan.metrics.inception)
         "ninja>=1.11",
         "albumentations>=2.0",  # paired augmentation: one random draw applied to A and B alike
         "onnx>=1.16",  # condgan.export: the model file, its metadata and checker

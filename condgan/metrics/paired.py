@@ -1,36 +1,24 @@
 """Translation quality against targets: L1, PSNR, SSIM, and Inception FID when its weights are local."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 from tqdm.auto import tqdm
 
-INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
+from . import inception
+from .inception import INCEPTION_FILE  # noqa: F401  (re-exported: the weights file's name)
 
 
 def inception_weights() -> Path | None:
-    """The FID Inception weights if present locally ($CONDGAN_INCEPTION_WEIGHTS, or the cache); never downloads."""
-    env = os.environ.get("CONDGAN_INCEPTION_WEIGHTS")
-    candidates = [Path(env)] if env else []
-    cache = Path(os.environ.get("CONDGAN_CACHE", Path.home() / ".cache" / "condgan"))
-    candidates += [cache / "weights" / INCEPTION_FILE, Path.home() / ".cache" / "torch" / "hub" / "checkpoints" /
-                   INCEPTION_FILE]
-    return next((p for p in candidates if p.is_file()), None)
+    """The FID Inception weights if present locally (see condgan.metrics.inception.weights_path); never downloads."""
+    return inception.weights_path()
 
 
 def fid_unavailable_reason() -> str | None:
-    weights = inception_weights()
-    if weights is None:
-        return (f"no local Inception weights ({INCEPTION_FILE} in ~/.cache/condgan/weights/ or at "
-                f"$CONDGAN_INCEPTION_WEIGHTS); evaluation never downloads")
-    try:
-        import torch_fidelity  # noqa: F401
-    except ImportError:
-        return "the Inception feature extractor needs `pip install torch-fidelity`"
-    return None
+    """None when Inception FID can run, else one sentence saying why not (inception.unavailable_reason)."""
+    return inception.unavailable_reason()
 
 
 def fid_metric():
@@ -45,7 +33,8 @@ def fid_metric():
 @torch.no_grad()
 def evaluate_pairs(model, loader, device, progress: bool = True) -> dict:
     """Mean L1 (on [-1, 1] images), PSNR (dB) and SSIM (on [0, 1]) over a loader of {input, target}."""
-    fid = fid_metric()
+    net = inception.InceptionFeatures(device) if fid_unavailable_reason() is None else None
+    real, fake = [], []
     sums, n = {"l1": 0.0, "psnr": 0.0, "ssim": 0.0}, 0
     base = {"l1": 0.0, "psnr": 0.0}
     for b in tqdm(loader, unit="batch", disable=not progress, desc="evaluate"):
@@ -61,14 +50,14 @@ def evaluate_pairs(model, loader, device, progress: bool = True) -> dict:
             base["l1"] += (src.float() - tgt).abs().flatten(1).mean(1).sum().item()
             base["psnr"] += peak_signal_noise_ratio((src.float() + 1) / 2, t01, data_range=1.0, reduction="none",
                                                     dim=(1, 2, 3)).sum().item()
-        if fid is not None and out.shape[1] == 3:
-            fid.update(t01.cpu(), real=True)
-            fid.update(o01.cpu(), real=False)
+        if net is not None and out.shape[1] == 3:
+            real.append(net.extract(tgt))
+            fake.append(net.extract(out))
         n += k
     res = {k: v / max(n, 1) for k, v in sums.items()}
     res["n"] = n
     same_channels = base["l1"] > 0
     res["l1_input_copy"] = base["l1"] / max(n, 1) if same_channels else None
     res["psnr_input_copy"] = base["psnr"] / max(n, 1) if same_channels else None
-    res["fid"] = fid.compute().item() if fid is not None and n > 1 else None
+    res["fid"] = inception.fid_kid(torch.cat(real), torch.cat(fake))["fid"] if len(real) and n > 1 else None
     return res
