@@ -104,6 +104,13 @@ class TrainConfig:
                           resumable=True, at_least=0)
     sample_every: int = opt(1, "epochs between sample grids", resumable=True, above=0)
     progress: bool = opt(True, "show a progress bar", resumable=True)
+    eval_every: int = opt(0, "epochs between quality evaluations on the validation subset, logged to "
+                          "TensorBoard (0: off; see condgan.evaluate for the metrics)", resumable=True, at_least=0)
+    eval_images: int = opt(100, "validation (or held-out) images each --eval-every evaluation scores",
+                           resumable=True, above=0, at_most=100_000)
+    select_by: str = opt("", "metric best.pt is kept by (default: the model's own validation metric; with "
+                         "--eval-every also l1, psnr, ssim, fid, kid, label_accuracy, conditional_accuracy, "
+                         "fid_classifier, ...)")
 
     # ---- checks -------------------------------------------------------------------------
     def validate(self) -> None:

@@ -1,22 +1,22 @@
-"""Evaluate a trained run.
+"""Evaluate trained runs, one or several side by side.
 
-    python -m condgan.evaluate RUN_OR_CKPT [--data ...]
+    python -m condgan.evaluate RUN [RUN2 ...] [--data ...] [--json FILE] [--download-weights]
 
-Class-conditional runs: conditional accuracy (share of generated images that a classifier,
-trained by the package on real data, assigns to the requested label) and the
-Fréchet distance between generated and real held-out images in that
-classifier's feature space, next to the real-vs-real floor of the same
-distance. This is "FID (classifier features)", not Inception FID.
+Class-conditional runs: conditional accuracy (share of generated images that a classifier, trained by the
+package on real data, assigns to the requested label), and the Fréchet distance and KID between generated
+and real held-out images in that classifier's feature space, overall and per class, next to their
+real-vs-real floors. These are "FID (classifier features)", not Inception FID.
 
-Translation runs: L1, PSNR and SSIM of the translations against the targets
-of the val (else test) split, next to the L1 of copying the input, and
-Inception FID when its weights are available locally (never downloaded).
+Translation runs: L1, PSNR and SSIM against the targets of the val (else test) split (paired), Inception
+FID and KID (outputs against real images of the target domain, per direction for unpaired models) when the
+standard weights file is on disk (`--download-weights` fetches it), per-pixel label accuracy when the
+targets are label maps, and the checkerboard ratio of every image model.
 """
 from __future__ import annotations
 
-import hashlib
+import dataclasses
+import html
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,180 +25,141 @@ import torch
 
 from . import checkpoint as ckpt_io
 from . import data as data_lib
-from . import models
+from . import models, quality
 from .checkpoint import atomic_write
 from .cli import Parser, command, positive, writable_file
-from .data.folder import LabelledFolder
 from .device import pick_device
 from .errors import CondganError
-from .metrics.classifier import Features, accuracy, get_classifier
-
-CLASSIFIER_VERSION = "v1"
+from .metrics import inception
 
 
-def data_key(name: str, dataset) -> str:
-    """Names the classifier's training data so the cache never mixes datasets."""
-    if name == "digits":
-        from .data.digits import DIGITS_SHA256
-        return f"digits-{DIGITS_SHA256[:12]}-{CLASSIFIER_VERSION}"
-    if name in ("mnist", "fashion-mnist"):
-        return f"{name}-{CLASSIFIER_VERSION}"
-    h = hashlib.sha256()
-    for path, label in (dataset.samples if isinstance(dataset, LabelledFolder) else []):
-        st = os.stat(path)
-        h.update(f"{path}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return f"folder-{h.hexdigest()[:16]}-{CLASSIFIER_VERSION}"
-
-
-def _stack(dataset, indices=None):
-    indices = range(len(dataset)) if indices is None else indices
-    items = [dataset[i] for i in indices]
-    return torch.stack([it["image"] for it in items]), torch.stack([torch.as_tensor(it["label"]) for it in items])
-
-
-@torch.no_grad()
-def evaluate(model, cfg, info, device, seed: int = 0, log=print) -> dict:
-    from torchmetrics.image.fid import FrechetInceptionDistance
-
-    rest, _ = data_lib.build(cfg.data, "rest", cfg.data_root or None, cfg.image_size)
-    heldout, _ = data_lib.build(cfg.data, "heldout", cfg.data_root or None, cfg.image_size)
-    clf = get_classifier(data_key(cfg.data, rest), rest, info, device, log=log)
-    real_acc = accuracy(clf, heldout, device)
-    held_x, held_y = _stack(heldout)
-    # real-vs-real floor: for each held-out image, a random training image of the same class
-    g = torch.Generator().manual_seed(seed)
-    rest_labels = torch.as_tensor(rest.labels)
-    pick = []
-    for y in held_y.tolist():
-        pool = (rest_labels == y).nonzero().flatten()
-        pick.append(pool[torch.randint(len(pool), (1,), generator=g)].item())
-    floor_x, _ = _stack(rest, pick)
-    # generated: the same label distribution as the held-out set
-    torch.manual_seed(seed)
-    gen_x = torch.cat([model.generate(yb.to(device)).float().cpu() for yb in held_y.split(500)])
-
-    fid = FrechetInceptionDistance(feature=Features(clf.cpu()), reset_real_features=False)
-    for xb in held_x.split(500):
-        fid.update(xb, real=True)
-
-    def distance(x):
-        fid.reset()
-        for xb in x.split(500):
-            fid.update(xb, real=False)
-        return fid.compute().item()
-
-    clf_cpu = clf.cpu().eval()
-    pred = torch.cat([clf_cpu(xb).argmax(1) for xb in gen_x.split(500)])
-    per_class = [(pred[held_y == c] == c).float().mean().item() for c in range(info.num_classes)]
-    return {
-        "conditional_accuracy": (pred == held_y).float().mean().item(),
-        "per_class_accuracy": per_class,
-        "fid_classifier": distance(gen_x),
-        "fid_classifier_real_floor": distance(floor_x),
-        "classifier_real_accuracy": real_acc,
-        "n": len(held_y),
-    }
-
-
-def report(res: dict, names) -> str:
+def _report_labelled(res: dict, names) -> list[str]:
     ratio = res["fid_classifier"] / max(res["fid_classifier_real_floor"], 1e-12)
     lines = [
         f"conditional accuracy      {res['conditional_accuracy'] * 100:6.2f} %  ({res['n']} generated images)",
-        f"FID (classifier features) {res['fid_classifier']:8.3f}   "
-        f"real-vs-real floor {res['fid_classifier_real_floor']:.3f}"
-        f"  (ratio {ratio:.2f}x)",
+        f"FID (classifier features) {res['fid_classifier']:8.3f}   real-vs-real floor "
+        f"{res['fid_classifier_real_floor']:.3f}  (ratio {ratio:.2f}x)",
+        f"KID (classifier features) {res['kid_classifier']:8.5f}   real-vs-real floor "
+        f"{res['kid_classifier_real_floor']:.5f}  (std over subsets {res['kid_classifier_std']:.5f})",
         f"classifier accuracy on real held-out images {res['classifier_real_accuracy'] * 100:.2f} %",
         "per class: " + "  ".join(f"{n}:{a * 100:.0f}%" for n, a in zip(names, res["per_class_accuracy"])),
+        "per class FID (floor): " + "  ".join(f"{n}:{v['fid']:.2f} ({v['fid_floor']:.2f})"
+                                              for n, v in res["per_class"].items()),
+        f"checkerboard ratio {res['checkerboard_ratio']:.2f} (1 = as real images)",
     ]
-    return "\n".join(lines)
+    if res.get("fid") is not None:
+        lines.append(f"Inception FID {res['fid']:.2f}   KID {res['kid']:.5f} ± {res['kid_std']:.5f}")
+    return lines
 
 
-def evaluate_paired(model, cfg, args) -> dict:
-    import dataclasses
-
-    from .metrics.paired import evaluate_pairs, fid_unavailable_reason
-    if args.data:
-        cfg = dataclasses.replace(cfg, data=args.data)
-    dataset, _ = models.data_for(cfg, args.split)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=0)
-    res = evaluate_pairs(model, loader, model.device)
-    res["data"], res["split"] = cfg.data, args.split
+def _report_paired(res: dict, cfg) -> list[str]:
     base = res["l1_input_copy"]
-    print(f"{cfg.data} ({args.split}, {res['n']} pairs, {cfg.direction})\n"
-          f"L1    {res['l1']:.4f}" + (f"   (copying the input: {base:.4f})" if base is not None else "") +
-          f"\nPSNR  {res['psnr']:.2f} dB" + (f"   (copying the input: {res['psnr_input_copy']:.2f} dB)"
-                                             if base is not None else "") + f"\nSSIM  {res['ssim']:.4f}")
-    why = fid_unavailable_reason()
-    print(f"FID   {res['fid']:.2f}" if res["fid"] is not None else f"FID   not computed: {why}")
-    return res
+    lines = [f"{res['data']} ({res['split']}, {res['n']} pairs, {cfg.direction})",
+             f"L1    {res['l1']:.4f}" + (f"   (copying the input: {base:.4f})" if base is not None else ""),
+             f"PSNR  {res['psnr']:.2f} dB" + (f"   (copying the input: {res['psnr_input_copy']:.2f} dB)"
+                                              if base is not None else ""),
+             f"SSIM  {res['ssim']:.4f}",
+             f"checkerboard ratio {res['checkerboard_ratio']:.2f} (1 = as the real targets)"]
+    if res["label_accuracy"] is not None:
+        lines.append(f"label accuracy {res['label_accuracy'] * 100:.2f} % of pixels (nearest label colour)")
+    lines.append(f"FID   {res['fid']:.2f}   KID {res['kid']:.5f} ± {res['kid_std']:.5f}" if res["fid"] is not None
+                 else f"FID   not computed: {res['inception_note']}")
+    return lines
 
 
-def evaluate_unpaired(model, cfg, args) -> dict:
-    import dataclasses
-
-    from .metrics.paired import fid_metric, fid_unavailable_reason
-    if args.data:
-        cfg = dataclasses.replace(cfg, data=args.data)
-    dataset, _ = models.data_for(cfg, args.split)  # val falls back to the test folders
-    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=0)
-    res = model.cycle_errors(loader)
-    res["data"], res["split"] = cfg.data, args.split
-    print(f"{cfg.data} ({args.split} split, {res['n']} image pairs (A, B))\n"
-          f"cycle L1 A->B->A  {res['cycle_l1_a']:.4f}\ncycle L1 B->A->B  {res['cycle_l1_b']:.4f}")
-    fids = {"AtoB": fid_metric(), "BtoA": fid_metric()}
-    if fids["AtoB"] is None:
-        print(f"FID   not computed: {fid_unavailable_reason()}")
-        res["fid_a_to_b"] = res["fid_b_to_a"] = None
-        return res
-    with torch.no_grad():
-        for b in loader:  # translated images against the real images of their target domain
-            a, bb = b["A"].to(model.device), b["B"].to(model.device)
-            for key, src, real in (("AtoB", a, bb), ("BtoA", bb, a)):
-                fids[key].update(((real.float().cpu() + 1) / 2), real=True)
-                fids[key].update(((model.translate(src, key).float().cpu() + 1) / 2), real=False)
-    res["fid_a_to_b"], res["fid_b_to_a"] = (fids[k].compute().item() for k in ("AtoB", "BtoA"))
-    print(f"FID   A->B {res['fid_a_to_b']:.2f}   B->A {res['fid_b_to_a']:.2f}")
-    return res
+def _report_unpaired(res: dict, cfg) -> list[str]:
+    lines = [f"{res['data']} ({res['split']} split, {res['n']} image pairs (A, B))"]
+    if "cycle_l1_a" in res:
+        lines += [f"cycle L1 A->B->A  {res['cycle_l1_a']:.4f}", f"cycle L1 B->A->B  {res['cycle_l1_b']:.4f}"]
+    for key, name in (("_a_to_b", "A->B"), ("_b_to_a", "B->A")):
+        if f"checkerboard_ratio{key}" in res:
+            lines.append(f"checkerboard ratio {name} {res[f'checkerboard_ratio{key}']:.2f}")
+    if res.get("fid_a_to_b") is None:
+        lines.append(f"FID   not computed: {res['inception_note']}")
+    else:
+        lines.append(f"FID   A->B {res['fid_a_to_b']:.2f}   B->A {res['fid_b_to_a']:.2f}   KID   A->B "
+                     f"{res['kid_a_to_b']:.5f}   B->A {res['kid_b_to_a']:.5f}")
+    return lines
 
 
-def evaluate_labelled(model, cfg, args) -> dict:
-    if args.data or args.split != "val":
-        raise CondganError("--data and --split apply to translation runs; class-conditional runs are scored "
-                           "on their own held-out images")
-    res = evaluate(model, cfg, model.info, model.device, args.seed, log=lambda m: print(m, flush=True))
-    print(report(res, model.info.class_names))
-    return res
+def evaluate_run(run, args, device) -> tuple[dict, list[str]]:
+    """The report of one run: (results, lines to print)."""
+    path = ckpt_io.resolve_best(run) if args.best else Path(run)
+    model, cfg, info = models.load(path, device)
+    t0 = time.time()
+    if info.kind == data_lib.LABELLED:
+        if args.data or args.split != "val":
+            raise CondganError("--data and --split apply to translation runs; class-conditional runs are scored "
+                               "on their own held-out images")
+        res = quality.report_labelled(model, cfg, device, args.seed, log=lambda m: print(m, flush=True))
+        lines = _report_labelled(res, info.class_names)
+    else:
+        data_cfg = dataclasses.replace(cfg, data=args.data) if args.data else cfg
+        dataset, _ = models.data_for(data_cfg, args.split)  # val falls back to test and vice versa
+        loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=0)
+        report = quality.report_paired if info.kind == data_lib.PAIRED else quality.report_unpaired
+        res = report(model, loader, progress=not args.no_progress)
+        res["data"], res["split"] = data_cfg.data, args.split
+        lines = (_report_paired if info.kind == data_lib.PAIRED else _report_unpaired)(res, cfg)
+    res["seconds"] = time.time() - t0
+    return res, lines + [f"({res['seconds']:.0f} s)"]
 
 
-#: how each kind of training data is scored
-EVALUATORS = {data_lib.LABELLED: evaluate_labelled, data_lib.PAIRED: evaluate_paired,
-              data_lib.UNPAIRED: evaluate_unpaired}
+def write_page(run_dir: Path, names: list[str], results: list[dict]) -> Path:
+    """RUN/evaluation.html: the metrics table beside the run's latest sample grid."""
+    samples = sorted((run_dir / "samples").glob("*.png"))
+    img = f'<p><img src="samples/{html.escape(samples[-1].name)}"></p>' if samples else ""
+    rows = "".join("<tr><td>" + html.escape(k) + "</td>" + "".join(f"<td>{html.escape(quality._cell(r.get(k)))}</td>"
+                                                                   for r in results) + "</tr>"
+                   for k in quality.scalar_keys(results))
+    page = ("<!doctype html><meta charset='utf-8'><title>condgan evaluation</title>"
+            "<style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:right}</style>"
+            f"<h1>Evaluation: {html.escape(', '.join(names))}</h1>{img}<table><tr><th>metric</th>"
+            + "".join(f"<th>{html.escape(n)}</th>" for n in names) + f"</tr>{rows}</table>\n")
+    path = run_dir / "evaluation.html"
+    with atomic_write(path) as f:
+        f.write(page.encode())
+    return path
 
 
 @command
 def main(argv=None):
     p = Parser(prog="condgan.evaluate", description=__doc__.splitlines()[0])
-    p.add_argument("run", help="run directory or checkpoint file")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories or checkpoint files (several: side by side)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the results to this JSON file")
-    p.add_argument("--data", help="translation runs: paired data to score on (default: the run's own)")
+    p.add_argument("--data", help="translation runs: data to score on (default: each run's own)")
     p.add_argument("--split", default="val", choices=["val", "test", "train"],
                    help="translation runs: split to score (val falls back to test and vice versa)")
-    p.add_argument("--best", action="store_true", help="use the run's best-validation checkpoint")
+    p.add_argument("--best", action="store_true", help="use each run's best-validation checkpoint")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--download-weights", action="store_true",
+                   help=f"first fetch the standard Inception weights for FID/KID ({inception.INCEPTION_FILE}) "
+                        "into the cache (never done otherwise)")
+    p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(sys.argv[1:] if argv is None else [str(a) for a in argv])
     positive("--batch-size", args.batch_size, 4096)
     json_out = writable_file(args.json, "--json") if args.json else None
     device = pick_device(args.device)
-    run = ckpt_io.resolve_best(args.run) if args.best else Path(args.run)
-    model, cfg, info = models.load(run, device)
-    t0 = time.time()
-    res = EVALUATORS[info.kind](model, cfg, args)
-    print(f"({time.time() - t0:.0f} s)")
+    if args.download_weights and inception.weights_path() is None:
+        print(f"downloaded {inception.download_weights(progress=not args.no_progress)}")
+    results, names = [], []
+    for run in args.runs:
+        res, lines = evaluate_run(run, args, device)
+        results.append(res)
+        names.append(Path(run).name or str(run))
+        if len(args.runs) == 1:
+            print("\n".join(lines))
+    if len(args.runs) > 1:
+        print(quality.table(names, results))
+    for run in args.runs:
+        if Path(run).is_dir():
+            write_page(Path(run), names, results)
     if json_out:
+        payload = results[0] if len(results) == 1 else {"runs": dict(zip(names, results))}
         with atomic_write(json_out) as f:
-            f.write((json.dumps(res, indent=2) + "\n").encode())
+            f.write((json.dumps(payload, indent=2) + "\n").encode())
     return 0
 
 

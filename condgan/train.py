@@ -19,7 +19,7 @@ import torch
 
 from . import checkpoint as ckpt_io
 from . import data as data_lib
-from . import distributed, models
+from . import distributed, models, quality
 from .cli import command, writable_dir
 from .config import build_parser, flag_name, from_dict, load_json, print_config
 from .device import pick_device, precision_text
@@ -146,6 +146,7 @@ def _run(cfg, resume, run_dir, show_config) -> dict:
         val_dataset, _ = models.data_for(cfg, "val")
     seed_everything(cfg.seed)
     model = models.build(cfg, info)
+    quality.check_selection(model, cfg)
     if main_rank:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_json(run_dir / "config.json", cfg.to_dict())

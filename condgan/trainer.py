@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt_io
 from . import distributed
-from . import run_folder
+from . import quality, run_folder
 from .batches import EpochBatches
 from .data.tensors import LabelledTensors, collate
 from .device import amp_dtype, cpu_has_bf16_units, pick_device  # noqa: F401 - re-exported for old imports
@@ -140,30 +140,39 @@ class Trainer(StepRunner):
         return path
 
     # ---- validation ---------------------------------------------------------------------------
-    def _validate(self) -> None:
-        """Score the fixed validation subset; keep checkpoints/best.pt at the best value (lower is better)."""
-        metric = self.model.validation_metric
+    def _validate(self, last: bool = False) -> None:
+        """Score the fixed validation subset (and, every --eval-every epochs, the quality report); keep
+        checkpoints/best.pt at the best value of --select-by (default: the model's validation metric)."""
         n = min(self.model.validation_items(), len(self.val_dataset)) if self.val_dataset is not None else 0
-        if metric is None or n == 0:
+        every = self.cfg.eval_every
+        report = bool(every) and ((self.epoch + 1) % every == 0 or last)
+        if not report and (self.model.validation_metric is None or n == 0):
             return
         results = None
         if self.main:
-            items = [self.val_dataset[i] for i in range(n)]
-            batches = [collate(items[i:i + 8]) for i in range(0, n, 8)]
             rng = ckpt_io.rng_state()  # validation must not shift the training run's random stream
-            results = self.model.validation(batches)
+            results = {}
+            if self.model.validation_metric is not None and n:
+                items = [self.val_dataset[i] for i in range(n)]
+                results.update(self.model.validation([collate(items[i:i + 8]) for i in range(0, n, 8)]))
+            if report:
+                results.update(quality.scalars(quality.report_for_training(self.model, self.cfg,
+                                                                            self.val_dataset)))
             ckpt_io.set_rng_state(rng)
         results = distributed.broadcast(results)  # every rank takes part in saving best.pt below
         for k, v in results.items():
-            self.writer.add_scalar(f"val/{k}", v, self.step)
-        value = results[metric]
-        improved = self.best is None or value < self.best[0]
+            if v is not None:
+                self.writer.add_scalar(f"{'eval' if report else 'val'}/{k}", v, self.step)
+        metric = self.cfg.select_by or self.model.validation_metric
+        value = results.get(metric)
+        improved = value is not None and quality.better(metric, value, self.best[0] if self.best else None)
         if improved:
             self.best = (value, self.step)
         if self.main:
             run_folder.append_metrics(self.run_dir, {"step": self.step, "epoch": self.epoch + 1, **results,
                                                      "best": improved})
-        self.val_text = f"{metric} {value:.4f}" + (" (best)" if improved else f" (best {self.best[0]:.4f})")
+        if value is not None:
+            self.val_text = f"{metric} {value:.4f}" + (" (best)" if improved else f" (best {self.best[0]:.4f})")
         if improved:
             self.save(ckpt_io.BEST)
 
@@ -273,7 +282,7 @@ class Trainer(StepRunner):
                 if (epoch_done and (self.epoch + 1) % self.cfg.sample_every == 0) or last:
                     self._samples()
                 if epoch_done or last:
-                    self._validate()
+                    self._validate(last)
                 self.save()
                 if not self.cfg.progress and self.main:  # without a bar (logs, CI), one line per epoch
                     took = time.time() - t0

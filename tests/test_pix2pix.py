@@ -239,7 +239,8 @@ def test_evaluate_reports_l1_psnr_ssim_and_why_no_fid(tiny_run, tmp_path, capsys
     from condgan import evaluate
     assert evaluate.main([str(tiny_run), "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
-    assert "PSNR" in out and "SSIM" in out and "FID   not computed: no local Inception weights" in out
+    assert "PSNR" in out and "SSIM" in out and "FID   not computed: Inception FID/KID need the weights file" in out
+    assert "--download-weights" in out and "checkerboard ratio" in out
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["n"] == 100 and 0 < res["l1"] < 2 and res["l1_input_copy"] > 0 and res["fid"] is None
 

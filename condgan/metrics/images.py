@@ -31,6 +31,8 @@ import torch.nn.functional as F
 FLAT = 10  # uint8 levels: the largest channel range in a 3x3 neighbourhood that counts as flat
 CLUSTER_RADIUS = 16.0  # uint8 RGB distance: colours this close to a class colour belong to it
 BLEND_RADIUS = 16.0  # uint8 RGB distance to the segment between two class colours: a blend of the two
+FLAT_RADIUS = 10.0  # uint8 RGB distance: a flat pixel this close to a class colour sits on that class
+FLAT_ON_PALETTE = 0.95  # share of a label map's flat pixels within FLAT_RADIUS of a class colour
 LABEL_MAP_COVERAGE = 0.8  # share of pixels that class colours, or blends of two, must explain
 LABEL_MAP_FLAT = 0.2  # share of pixels that must be flat (textured images have few flat pixels)
 MAX_GROUPS = 256  # flat colour groups considered before giving up on finding more
@@ -187,7 +189,13 @@ def looks_like_label_maps(targets: torch.Tensor, max_colors: int = 32) -> bool:
     if len(pixels) == 0 or len(_flat_pixels(u8)) < LABEL_MAP_FLAT * len(pixels):
         return False
     palette = palette_from(targets, max_colors=max_colors)
-    if len(palette) < 2:
+    if not 2 <= len(palette) < max_colors:  # a palette at the cap is no set of a few classes (photos reach it)
+        return False
+    # the flat regions of a label map are its classes: nearly all flat pixels sit on a palette colour
+    # (real facades labels 0.99, their photos' flat sky and walls 0.59-0.71)
+    flat = _flat_pixels(u8).float()
+    flat = flat[::max(1, len(flat) // SAMPLE)]
+    if (torch.cdist(flat, palette.float()).min(1).values <= FLAT_RADIUS).float().mean().item() < FLAT_ON_PALETTE:
         return False
     pixels = pixels[::max(1, len(pixels) // SAMPLE)]
     keys, counts = torch.unique(_keys(pixels), return_counts=True)

@@ -107,6 +107,11 @@ class GANModel(nn.Module):
         """Metrics over validation batches (includes `validation_metric`)."""
         raise NotImplementedError
 
+    def evaluation_extras(self, batches) -> dict[str, float]:
+        """Metrics only this model can compute on evaluation batches (CycleGAN: its cycle errors); shown
+        by condgan.evaluate next to the metrics every model of its kind gets."""
+        return {}
+
     # ---- using the trained model --------------------------------------------------------------------------
     def generator(self, direction: str | None = None) -> nn.Module:
         """The generator used for sampling, evaluation and export (the EMA copy when there is one)."""

@@ -156,6 +156,9 @@ class CycleGAN(TranslationModel):
         ca, cb = self.info.in_channels, self.info.channels
         return (ca, cb) if self.resolve_direction(direction) == "AtoB" else (cb, ca)
 
+    def evaluation_extras(self, batches) -> dict:
+        return self.cycle_errors(batches)
+
     @torch.no_grad()
     def cycle_errors(self, batches) -> dict:
         """Mean L1 of A -> B -> A and B -> A -> B reconstructions (in [-1, 1] units)."""

@@ -1,0 +1,73 @@
+"""Quality reports: per kind, side by side, during training with best.pt by --select-by, and the run page."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from condgan import evaluate, quality
+from condgan.train import main as train
+
+PIX = ["--model", "pix2pix", "--procedural-train", "4", "--crop-size", "32", "--load-size", "36", "--unet-depth", "5",
+       "--g-width", "4", "--d-width", "4", "--val-images", "2", "--sample-pairs", "2", "--no-progress", "--workers",
+       "0", "--log-every", "1", "--amp", "off"]
+
+
+@pytest.fixture(scope="module")
+def pix_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("q")
+    for name, steps in (("a", "2"), ("b", "4")):
+        assert train([*PIX, "--out", str(root / name), "--max-steps", steps, "--epochs", "2"]) == 0
+    return root
+
+
+def test_better_knows_the_direction_of_each_metric():
+    assert quality.better("psnr", 30.0, 20.0) and not quality.better("psnr", 10.0, 20.0)
+    assert quality.better("l1", 0.1, 0.2) and not quality.better("fid", 50.0, 40.0)
+    assert quality.better("kid", 1.0, None)
+
+
+def test_table_puts_runs_side_by_side():
+    text = quality.table(["r1", "r2"], [{"l1": 0.5, "psnr": 20.0, "note": "x"}, {"l1": 0.25, "psnr": None}])
+    lines = text.splitlines()
+    assert lines[0] == "| metric | r1 | r2 |"
+    assert "| l1 | 0.5 | 0.25 |" in lines and "| psnr (higher is better) | 20 | - |" in lines
+    assert not any("note" in line for line in lines)  # text entries are not metrics
+
+
+def test_paired_report_and_two_runs_compared(pix_runs, capsys, tmp_path):
+    out = tmp_path / "both.json"
+    assert evaluate.main([str(pix_runs / "a"), str(pix_runs / "b"), "--json", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "| metric | a | b |" in text and "| checkerboard_ratio |" in text and "| ssim (higher is better) |" in text
+    res = json.loads(out.read_text())["runs"]
+    for r in res.values():
+        assert r["n"] == 100 and 0 < r["l1"] < 2 and r["checkerboard_ratio"] > 0 and r["fid"] is None
+        assert "inception" in r["inception_note"].lower() or "weights" in r["inception_note"].lower()
+    page = (pix_runs / "a" / "evaluation.html").read_text()
+    assert "<th>a</th><th>b</th>" in page and "checkerboard_ratio" in page and "samples/" in page
+
+
+def test_select_by_needs_eval_every_and_a_known_metric(tmp_path, capsys):
+    for flags, fragment in ((["--select-by", "psnr"], "needs --eval-every"),
+                            (["--select-by", "accuracy", "--eval-every", "1"], "not a metric of pix2pix runs"),
+                            (["--select-by", "fid", "--eval-every", "1"], "Inception")):
+        with pytest.raises(SystemExit) as e:
+            train([*PIX, "--out", str(tmp_path / "r"), "--max-steps", "1", *flags])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and fragment in err, err
+
+
+def test_training_evaluates_every_n_epochs_and_keeps_best_by_psnr(tmp_path):
+    import torch
+    run = tmp_path / "r"
+    assert train([*PIX, "--out", str(run), "--epochs", "3", "--eval-every", "1", "--eval-images", "4",
+                  "--select-by", "psnr"]) == 0
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [x for x in lines if "psnr" in x]
+    assert [x["epoch"] for x in evals] == [1, 2, 3] and all("checkerboard_ratio" in x for x in evals)
+    best = max(evals, key=lambda x: x["psnr"])
+    saved = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    assert saved["best"][0] == pytest.approx(best["psnr"]) and saved["step"] == best["step"]
+    assert [x["best"] for x in evals] == [x["psnr"] == max(e["psnr"] for e in evals[:i + 1])
+                                          for i, x in enumerate(evals)]
