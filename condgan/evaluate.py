@@ -74,6 +74,9 @@ def _report_unpaired(res: dict, cfg) -> list[str]:
     for key, name in (("_a_to_b", "A->B"), ("_b_to_a", "B->A")):
         if f"checkerboard_ratio{key}" in res:
             lines.append(f"checkerboard ratio {name} {res[f'checkerboard_ratio{key}']:.2f}")
+        if res.get(f"l1{key}") is not None:
+            lines.append(f"against the true pairs {name} ({res[f'paired_n{key}']} with matching names): "
+                         f"L1 {res[f'l1{key}']:.4f}, PSNR {res[f'psnr{key}']:.2f} dB")
     if res.get("fid_a_to_b") is None:
         lines.append(f"FID   not computed: {res['inception_note']}")
     else:

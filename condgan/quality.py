@@ -180,15 +180,28 @@ def report_unpaired(model, loader, progress: bool = True) -> dict:
     device = model.device
     res = {"n": 0}
     per = {d: (_Inception(device), [], []) for d in model.directions()}
+    truth = {d: {"l1": 0.0, "psnr": 0.0, "n": 0} for d in per}  # items whose file names pair A with B
     for b in tqdm(loader, unit="batch", disable=not progress, desc="evaluate"):
         a, bb = b["A"].to(device), b["B"].to(device)
+        paired = torch.as_tensor(b.get("paired", torch.zeros(a.shape[0], dtype=torch.bool))).to(device)
         for d, (inc, outs, reals) in per.items():
             src, real = (a, bb) if d == "AtoB" else (bb, a)
             out = model.translate(src, d).float()
             inc.add(real, out)
             outs.append(out.cpu())
             reals.append(real.float().cpu())
+            if paired.any() and out.shape[1] == real.shape[1]:
+                o, t = out[paired], real[paired].float()
+                truth[d]["l1"] += (o - t).abs().flatten(1).mean(1).sum().item()
+                truth[d]["psnr"] += peak_signal_noise_ratio((o + 1) / 2, (t + 1) / 2, data_range=1.0,
+                                                            reduction="none", dim=(1, 2, 3)).sum().item()
+                truth[d]["n"] += int(paired.sum())
         res["n"] += a.shape[0]
+    for d, t in truth.items():
+        key = "_a_to_b" if d == "AtoB" else "_b_to_a"
+        res[f"l1{key}"] = t["l1"] / t["n"] if t["n"] else None  # against the true pairs, where names match
+        res[f"psnr{key}"] = t["psnr"] / t["n"] if t["n"] else None
+        res[f"paired_n{key}"] = t["n"]
     for d, (inc, outs, reals) in per.items():
         key = "_a_to_b" if d == "AtoB" else "_b_to_a"
         fk = inc.result(key)

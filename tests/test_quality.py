@@ -71,3 +71,33 @@ def test_training_evaluates_every_n_epochs_and_keeps_best_by_psnr(tmp_path):
     assert saved["best"][0] == pytest.approx(best["psnr"]) and saved["step"] == best["step"]
     assert [x["best"] for x in evals] == [x["psnr"] == max(e["psnr"] for e in evals[:i + 1])
                                           for i, x in enumerate(evals)]
+
+
+def _unpaired_folder(root, same_names: bool):
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for i in range(5):
+            a = rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)
+            for side, img, name in (("A", a, f"{i}.png"), ("B", 255 - a, f"{i if same_names else 'b%d' % i}.png")):
+                (root / f"{split}{side}").mkdir(parents=True, exist_ok=True)
+                Image.fromarray(img).save(root / f"{split}{side}" / name)
+    return root
+
+
+@pytest.mark.parametrize("same_names", [True, False])
+def test_unpaired_report_scores_true_pairs_when_names_match(tmp_path, same_names):
+    data = _unpaired_folder(tmp_path / "data", same_names)
+    run = tmp_path / "run"
+    assert train(["--model", "cyclegan", "--data", str(data), "--crop-size", "16", "--load-size", "16",
+                  "--resnet-blocks", "1", "--g-width", "4", "--d-width", "4", "--d-layers", "1", "--pool-size", "0",
+                  "--sample-pairs", "2", "--no-progress", "--workers", "0", "--max-steps", "1", "--out", str(run)]) == 0
+    assert evaluate.main([str(run), "--split", "test", "--json", str(tmp_path / "e.json"), "--no-progress"]) == 0
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert res["n"] == 5 and res["cycle_l1_a"] > 0 and res["checkerboard_ratio_a_to_b"] > 0
+    if same_names:
+        assert res["paired_n_a_to_b"] == res["paired_n_b_to_a"] == 5 and 0 < res["l1_a_to_b"] < 2
+        assert res["psnr_b_to_a"] > 0
+    else:
+        assert res["paired_n_a_to_b"] == 0 and res["l1_a_to_b"] is None

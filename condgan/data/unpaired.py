@@ -97,8 +97,9 @@ class UnpairedImages(torch.utils.data.Dataset):
     def __getitem__(self, i):
         a, name = self._load(self.a, i)
         j = int(torch.randint(len(self.b), ())) if self.augment else i % len(self.b)
-        b, _ = self._load(self.b, j)
-        return {"A": self._augment(a), "B": self._augment(b), "name": name}
+        b, name_b = self._load(self.b, j)
+        # same names on both sides (A/x.png and B/x.png) mean a known pair: evaluation scores it against truth
+        return {"A": self._augment(a), "B": self._augment(b), "name": name, "paired": name == name_b}
 
     @property
     def channels(self) -> tuple[int, int]:
