@@ -177,7 +177,7 @@ def test_output_paths_are_checked_first(runs, capsys, tmp_path, monkeypatch):
 
     def never(*a, **k):
         raise AssertionError("the evaluation ran before its output path was checked")
-    monkeypatch.setattr(evaluate, "evaluate_paired", never)
+    monkeypatch.setattr(evaluate, "evaluate_run", never)
     fails_cleanly("evaluate", [runs["pix"], "--json", "/proc/e.json"], capsys, "/proc/e.json")
 
 
