@@ -37,10 +37,9 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 
-from tqdm.auto import tqdm
-
 from .. import __version__
 from ..errors import DataError
+from .http import CHUNK, BrokenDownload, copy_body
 
 def default_root() -> Path:
     """Where downloaded datasets are cached: $CONDGAN_DATA, else ~/.cache/condgan/data."""
@@ -54,7 +53,6 @@ BASE_URLS = {
     "cyclegan": ("CONDGAN_CYCLEGAN_URL", "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/"),
 }
 MARKER = ".complete"
-CHUNK = 1 << 20
 TIMEOUT_S = 30
 MAX_EXTRACT_BYTES = 64 << 30  # 64 GiB in all; the largest official archive (edges2handbags) holds about 9 GiB
 MAX_RATIO = 100  # uncompressed / compressed size: images barely compress, deflated zeros reach about 1000
@@ -159,18 +157,12 @@ def _download(url: str, path: Path, target: Path, progress: bool) -> None:
                 offset = 0
             length = response.headers.get("Content-Length")
             expected = offset + int(length) if length and length.isdigit() else None
-            done = offset
-            with open(part, "ab" if resumed else "wb") as out, \
-                    tqdm(total=expected, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                         desc=path.name, disable=not progress, dynamic_ncols=True) as bar:
+            with open(part, "ab" if resumed else "wb") as out:
                 try:
-                    while chunk := response.read(CHUNK):
-                        out.write(chunk)
-                        done += len(chunk)
-                        bar.update(len(chunk))
-                except (http.client.HTTPException, ConnectionError, TimeoutError) as e:
-                    raise DataError(f"download of {url} was interrupted after {done} bytes ({e}); run again to "
-                                    f"resume it") from None
+                    done = copy_body(response, out, desc=path.name, progress=progress, total=expected, initial=offset)
+                except BrokenDownload as e:
+                    raise DataError(f"download of {url} was interrupted after {e.done} bytes ({e.cause}); run "
+                                    f"again to resume it") from None
         if expected is not None and done != expected:
             raise DataError(f"download of {url} stopped after {done} of {expected} bytes; run again to resume it")
         os.replace(part, path)

@@ -35,11 +35,11 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
-from tqdm.auto import tqdm
 
 from .. import __version__
 from ..checkpoint import atomic_write
-from ..data.download import CHUNK, TIMEOUT_S, _sha256
+from ..data.download import TIMEOUT_S, _sha256
+from ..data.http import BrokenDownload, copy_body
 from ..errors import CondganError
 from .classifier import cache_dir
 from .images import to_uint8_rgb
@@ -102,25 +102,23 @@ def _stream(url: str, out, progress: bool, by_hand: str) -> tuple[str, bytes]:
     except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
         reason = e.reason if isinstance(e, urllib.error.URLError) else e
         raise CondganError(f"cannot download {url} ({reason}); {by_hand}") from None
-    digest, head, done = hashlib.sha256(), b"", 0
+    digest, head = hashlib.sha256(), []
     with response:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
-        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=INCEPTION_FILE,
-                  disable=not progress, dynamic_ncols=True) as bar:
-            try:
-                while chunk := response.read(CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    head = head or chunk[:8]
-                    done += len(chunk)
-                    bar.update(len(chunk))
-            except (http.client.HTTPException, ConnectionError, TimeoutError) as e:
-                raise CondganError(f"the download of {url} broke off after {done} bytes ({e}); run again, or "
-                                   f"{by_hand}") from None
+
+        def seen(chunk):
+            digest.update(chunk)
+            if not head:
+                head.append(chunk[:8])
+        try:
+            done = copy_body(response, out, desc=INCEPTION_FILE, progress=progress, total=total, on_chunk=seen)
+        except BrokenDownload as e:
+            raise CondganError(f"the download of {url} broke off after {e.done} bytes ({e.cause}); run again, or "
+                               f"{by_hand}") from None
     if total is not None and done != total:
         raise CondganError(f"the download of {url} stopped after {done} of {total} bytes; run again, or {by_hand}")
-    return digest.hexdigest(), head
+    return digest.hexdigest(), head[0] if head else b""
 
 
 def download_weights(progress: bool = True, url: str | None = None, sha256: str | None = WEIGHTS_SHA256) -> Path:
