@@ -22,7 +22,7 @@ from condgan import models
 from condgan import train as condgan_train
 from condgan.checkpoint import save_image_atomic
 from condgan.models import data_for
-from condgan.metrics.paired import evaluate_pairs
+from condgan.quality import report_paired
 from condgan.models.translation import as_rgb
 
 
@@ -48,7 +48,7 @@ def main():
         model, cfg, _ = models.load(out / "checkpoints" / which)
         val, _ = data_for(cfg, "val")
         loader = torch.utils.data.DataLoader(val, batch_size=10)
-        results[which] = evaluate_pairs(model, loader, model.device, progress=False)
+        results[which] = report_paired(model, loader, progress=False)
     r, base = results["last.pt"], results["last.pt"]
     print(f"\ntrained {args.steps} steps in {train_s / 60:.1f} min; 100 validation pairs at 128x128:")
     print("| checkpoint | L1 | PSNR (dB) | SSIM |\n|---|---|---|---|")

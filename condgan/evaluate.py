@@ -151,7 +151,8 @@ def main(argv=None):
     for run in args.runs:
         res, lines = evaluate_run(run, args, device)
         results.append(res)
-        names.append(Path(run).name or str(run))
+        name = Path(run).name or str(run)
+        names.append(name if name not in names else str(run))  # two runs of one name: their paths
         if len(args.runs) == 1:
             print("\n".join(lines))
     if len(args.runs) > 1:

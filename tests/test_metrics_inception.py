@@ -324,25 +324,3 @@ def test_unreachable_server_gives_one_sentence_naming_url_and_destination():
     message = str(e.value)
     assert one_sentence(message) and url in message
     assert str(inception.weights_dir() / INCEPTION_FILE) in message and leftovers() == []
-
-
-# ---- condgan.metrics.paired keeps its names -------------------------------------------------------------
-def test_paired_metrics_delegate_to_the_inception_module(monkeypatch, random_weights):
-    from torchmetrics.image.fid import FrechetInceptionDistance
-
-    from condgan.metrics import paired
-
-    class Halve:
-        def translate(self, x):
-            return x * 0.5
-
-    g = torch.Generator().manual_seed(9)
-    loader = [{"input": torch.rand(2, 3, 16, 16, generator=g) * 2 - 1,
-               "target": torch.rand(2, 3, 16, 16, generator=g) * 2 - 1} for _ in range(2)]
-    assert paired.INCEPTION_FILE == INCEPTION_FILE and paired.inception_weights() is None
-    assert paired.fid_unavailable_reason() == inception.unavailable_reason() and paired.fid_metric() is None
-    res = paired.evaluate_pairs(Halve(), loader, "cpu", progress=False)
-    assert res["n"] == 4 and res["fid"] is None and 0 < res["l1"] < 2 and res["l1_input_copy"] > 0
-    monkeypatch.setenv("CONDGAN_INCEPTION_WEIGHTS", str(random_weights))
-    assert paired.inception_weights() == random_weights and paired.fid_unavailable_reason() is None
-    assert isinstance(paired.fid_metric(), FrechetInceptionDistance)

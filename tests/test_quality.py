@@ -101,3 +101,21 @@ def test_unpaired_report_scores_true_pairs_when_names_match(tmp_path, same_names
         assert res["psnr_b_to_a"] > 0
     else:
         assert res["paired_n_a_to_b"] == 0 and res["l1_a_to_b"] is None
+
+
+def test_paired_report_on_a_known_model_without_weights():
+    import torch
+
+    class Halve:
+        device = torch.device("cpu")
+
+        def translate(self, x):
+            return x * 0.5
+
+    g = torch.Generator().manual_seed(9)
+    loader = [{"input": torch.rand(2, 3, 16, 16, generator=g) * 2 - 1,
+               "target": torch.rand(2, 3, 16, 16, generator=g) * 2 - 1} for _ in range(2)]
+    res = quality.report_paired(Halve(), loader, progress=False)
+    want = sum((b["input"] * 0.5 - b["target"]).abs().mean(dim=(1, 2, 3)).sum().item() for b in loader) / 4
+    assert res["n"] == 4 and res["l1"] == pytest.approx(want) and res["l1_input_copy"] > 0
+    assert res["fid"] is None and res["kid"] is None and "weights" in res["inception_note"]
