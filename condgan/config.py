@@ -112,6 +112,9 @@ class TrainConfig:
                          "--eval-every also l1, psnr, ssim, fid, kid, label_accuracy, conditional_accuracy, "
                          "fid_classifier, ...)")
 
+    diffaug: str = opt("", "differentiable augmentation of every image the discriminators see (DiffAugment): "
+                       "a comma-separated subset of color, translation, cutout ('' or none: off)")
+
     # ---- checks -------------------------------------------------------------------------
     def validate(self) -> None:
         """Raise CondganError for values that cannot work, naming the flag."""
@@ -126,6 +129,8 @@ class TrainConfig:
                 raise CondganError(f"{flag} must be a {typ.__name__}, got {value!r}")
         if not self.data.strip():
             raise CondganError("--data is empty; give a dataset name or a folder")
+        from .augment import parse_policy
+        parse_policy(self.diffaug)
         if self.decay_epochs < -1:
             raise CondganError(f"--decay-epochs must be -1 (half of --epochs) or zero or positive, "
                                f"got {self.decay_epochs}")

@@ -12,6 +12,7 @@ from contextlib import nullcontext
 
 import torch
 
+from . import augment
 from . import device as device_lib
 
 
@@ -24,6 +25,7 @@ class StepRunner:
         self.amp = device_lib.amp_dtype(cfg.amp, self.device, model.bf16_on_cpu)
         self.layout = device_lib.memory_layout(cfg.channels_last, self.device, model.channels_last_on_cpu)
         self.model.to(memory_format=self.layout)
+        self.augmentations = augment.install(model, augment.parse_policy(cfg.diffaug))
         if self.device.type == "cuda":  # training crops have one size, so cuDNN's autotuning pays off
             torch.backends.cudnn.benchmark = True
         if cfg.compile:  # in place: state_dict keys, checkpoints and export are unchanged

@@ -29,9 +29,10 @@ def _weights(run) -> dict:
 @pytest.mark.parametrize("name", sorted(models.REGISTRY))
 def test_every_registered_model_keeps_the_contract(name, tmp_path):
     cls = models.model_class(name)  # the registry checks the contract on lookup
-    # straight, and stopped then resumed: the same weights to the bit
-    _train(name, tmp_path / "straight", "--max-steps", "4")
-    _train(name, tmp_path / "resumed", "--max-steps", "2")
+    # straight, and stopped then resumed: the same weights to the bit, random augmentation draws included
+    aug = ("--diffaug", "color,translation,cutout")
+    _train(name, tmp_path / "straight", "--max-steps", "4", *aug)
+    _train(name, tmp_path / "resumed", "--max-steps", "2", *aug)
     assert train(["--resume", str(tmp_path / "resumed"), "--max-steps", "4", "--no-progress"]) == 0
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
     assert a.keys() == b.keys()

@@ -93,6 +93,16 @@ class GANModel(nn.Module):
         """Compute one phase on a batch; return losses, "loss" being the one to minimise."""
         raise NotImplementedError
 
+    def discriminators(self) -> dict[str, nn.Module]:
+        """Every discriminator by attribute name. Training augments each image they are given with --diffaug
+        (condgan.augment, a forward pre-hook), so a model calls them as plain nets and never augments itself."""
+        raise NotImplementedError
+
+    def discriminator_channel_groups(self, name: str) -> tuple[int, ...] | None:
+        """Channels of each image stacked in discriminator `name`'s input (pix2pix: input | output), so that
+        colour augmentation treats them as separate images; None: the input is one image."""
+        return None
+
     def after_step(self, phase: str) -> None:
         """Called after the optimizer step of `phase` (EMA updates, pools)."""
 
@@ -205,7 +215,7 @@ def check_model_class(name: str, cls) -> None:
         problems.append(f"declares data_kind {cls.data_kind!r}, not one of {', '.join(KINDS)}")
     if cls.task not in TASKS:
         problems.append(f"declares task {cls.task!r}, not one of {', '.join(TASKS)}")
-    required = ["optimizers", "step", "sample_grid", "generator"]
+    required = ["optimizers", "step", "sample_grid", "generator", "discriminators"]
     required += ["generate", "latent_dim"] if cls.task == SAMPLE else ["directions"]
     if cls.validation_metric is not None:
         required.append("validation")

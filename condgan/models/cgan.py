@@ -94,6 +94,9 @@ class CGAN(GANModel):
     def optimizers(self):
         return {"D": self.adam(self.D.parameters()), "G": self.adam(self.G.parameters())}
 
+    def discriminators(self):
+        return {"D": self.D}
+
     def phases(self, batch_index: int):
         # k discriminator steps, each on its own batch, then one generator step
         return ("D", "G") if (batch_index + 1) % self.cfg.d_steps == 0 else ("D",)

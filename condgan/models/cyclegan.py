@@ -114,6 +114,9 @@ class CycleGAN(TranslationModel):
     def phases(self, batch_index: int):
         return ("G", "D")
 
+    def discriminators(self):
+        return {"D_A": self.D_A, "D_B": self.D_B}
+
     def step(self, phase: str, batch: dict) -> dict:
         c, real_a, real_b = self.cfg, batch["A"], batch["B"]
         kind = GAN_LOSSES[c.gan_loss]

@@ -51,6 +51,12 @@ class Pix2Pix(TranslationModel):
     def optimizers(self):
         return {"D": self.adam(self.D.parameters()), "G": self.adam(self.G.parameters())}
 
+    def discriminators(self):
+        return {"D": self.D}
+
+    def discriminator_channel_groups(self, name):
+        return (self.info.in_channels, self.info.channels)  # D judges input | output
+
     def step(self, phase: str, batch: dict) -> dict:
         c, src, tgt = self.cfg, batch["input"], batch["target"]
         kind = GAN_LOSSES[c.gan_loss]
