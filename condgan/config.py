@@ -112,8 +112,13 @@ class TrainConfig:
                          "--eval-every also l1, psnr, ssim, fid, kid, label_accuracy, conditional_accuracy, "
                          "fid_classifier, ...)")
 
+    preset: str = opt("", "a named set of defaults for this model (see the model's PRESETS, e.g. small-data); "
+                      "flags given on the command line win over it")
     diffaug: str = opt("", "differentiable augmentation of every image the discriminators see (DiffAugment): "
                        "a comma-separated subset of color, translation, cutout ('' or none: off)")
+
+    #: named default sets, {name: {field: value}}: what --preset NAME applies before the command-line flags
+    PRESETS: typing.ClassVar[dict[str, dict]] = {}
 
     # ---- checks -------------------------------------------------------------------------
     def validate(self) -> None:
@@ -131,6 +136,9 @@ class TrainConfig:
             raise CondganError("--data is empty; give a dataset name or a folder")
         from .augment import parse_policy
         parse_policy(self.diffaug)
+        if self.preset and self.preset not in self.PRESETS:
+            known = ", ".join(self.PRESETS) or "none"
+            raise CondganError(f"--preset {self.preset} is not a {self.model} preset (known: {known})")
         if self.decay_epochs < -1:
             raise CondganError(f"--decay-epochs must be -1 (half of --epochs) or zero or positive, "
                                f"got {self.decay_epochs}")

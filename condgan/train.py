@@ -33,6 +33,7 @@ def _pre_parse(argv):
     pre.add_argument("--model")
     pre.add_argument("--config")
     pre.add_argument("--resume")
+    pre.add_argument("--preset")
     known, _ = pre.parse_known_args(argv)
     return known
 
@@ -62,6 +63,13 @@ def parse_config(argv):
     cls = models.config_class(known.model or base.get("model", "cgan"))
     if base:
         from_dict(cls, base, source)  # rejects unknown or invalid saved settings with the source named
+    if known.preset:  # the preset's values, then the flags given
+        if resume is not None:
+            raise CondganError("--preset applies to a new run; a resumed run keeps its own settings")
+        if known.preset not in cls.PRESETS:
+            raise CondganError(f"--preset {known.preset} is not a {cls.__dataclass_fields__['model'].default} "
+                               f"preset (known: {', '.join(cls.PRESETS) or 'none'})")
+        base = {**base, **cls.PRESETS[known.preset], "preset": known.preset}
     args = build_parser(cls, "condgan.train", defaults=base, extra=_add_run_flags).parse_args(argv)
     cfg = cls(**{f.name: vars(args)[f.name] for f in dataclasses.fields(cls)})
     cfg.validate()

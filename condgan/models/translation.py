@@ -1,6 +1,7 @@
 """What translation models share: the config, the model base class, generator/discriminator builders, grids."""
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,12 @@ class TranslationConfig(TrainConfig):
     flip: bool = opt(True, "random horizontal flips")
     sample_pairs: int = opt(4, "validation/test images shown in the per-epoch sample grid", at_least=0,
                             at_most=64)
+
+    #: --preset small-data: what won on a few hundred real photos at a fixed CPU budget (BENCHMARKS.md,
+    #: "Small data"); every model built on this config inherits it
+    PRESETS: typing.ClassVar[dict[str, dict]] = {
+        "small-data": {"diffaug": "color,translation,cutout", "upsampling": "nearest"},
+    }
 
     def validate(self) -> None:
         super().validate()
