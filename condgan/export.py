@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import __version__, models
+from . import __version__, models, tiling
 from . import checkpoint as ckpt_io
 from .cli import Parser, command, writable_file
 from .errors import CondganError
@@ -105,7 +105,7 @@ def _inference_copy(wrap, g: nn.Module, dtype: torch.dtype, dropout: bool) -> nn
     return g
 
 
-def metadata(model, kind, direction, cin, cout, precision, label_dtype, dropout) -> dict[str, str]:
+def metadata(model, kind, direction, cin, cout, precision, label_dtype, dropout, tile_multiple=1) -> dict[str, str]:
     cfg, info = model.cfg, model.info
     props = {"condgan.kind": kind, "condgan.model": cfg.model, "condgan.version": __version__,
              "condgan.config_digest": config_digest(cfg), "condgan.channels": str(cout),
@@ -117,7 +117,7 @@ def metadata(model, kind, direction, cin, cout, precision, label_dtype, dropout)
                       "condgan.label_dtype": label_dtype})
     else:
         props.update({"condgan.in_channels": str(cin), "condgan.direction": direction,
-                      "condgan.size_multiple": "1",
+                      "condgan.size_multiple": "1", "condgan.tile_multiple": str(tile_multiple),
                       "condgan.dropout_at_inference": "true" if dropout else "false"})
     if cout in PIXEL_FORMATS:  # the standard image keys (onnx MetadataProps.md)
         props["Image.BitmapPixelFormat"] = PIXEL_FORMATS[cout]
@@ -244,7 +244,8 @@ def export_model(model, out: str | Path, *, fp16: bool = False, opset: int | Non
     native = (info.height, info.width)
     example = _example_inputs(kind, g_info, 2, native, label_dtype, seed=0)
     proto = _trace(exported, kind, example, opset)
-    props = metadata(model, kind, direction, cin, cout, precision, label_dtype, dropout_at_inference)
+    props = metadata(model, kind, direction, cin, cout, precision, label_dtype, dropout_at_inference,
+                     tiling.size_multiple(g))
     _save(proto, out, props)
     report = {"path": str(out), "bytes": out.stat().st_size, "kind": kind, "model": cfg.model,
               "precision": precision, "opset": opset, "metadata": props, "parity": [], "tolerance": None}

@@ -6,7 +6,9 @@ INPUT is one image or a folder of images, any size (the generator pads to its
 multiple and crops back). Writes DIR/<name>.png per input and DIR/index.html
 showing input | output side by side, plus the target when the inputs are
 aligned A|B pairs (--aligned) as in the pix2pix datasets. A CycleGAN run
-translates either way (--direction AtoB or BtoA).
+translates either way (--direction AtoB or BtoA). Images with more than
+--max-pixels pixels (or all, with --tile N) are translated in overlapping tiles
+blended without seams (condgan.tiling), so memory follows the tile size.
 """
 from __future__ import annotations
 
@@ -20,11 +22,11 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt_io
-from . import models
+from . import models, tiling
 from .cli import Parser, command, positive, writable_dir
 from .data.paired import IMAGE_SUFFIXES, read, to_tensor
 from .device import pick_device
-from .errors import DataError
+from .errors import CondganError, DataError
 
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
@@ -76,8 +78,10 @@ def save_array(arr: np.ndarray, path: Path) -> Path:
     return path
 
 
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """CxHxW in [-1, 1] -> HxWxC uint8."""
+def to_uint8(x: torch.Tensor, inplace: bool = False) -> np.ndarray:
+    """CxHxW in [-1, 1] -> HxWxC uint8 (`inplace`: reuse x's memory, for large float images)."""
+    if inplace:
+        return x.clamp_(-1, 1).add_(1).mul_(127.5).round_().byte().permute(1, 2, 0).cpu().numpy()
     return ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
@@ -103,35 +107,55 @@ def write_html(out: Path, rows: list[dict], title: str) -> Path:
 
 def translate_files(model, files: list[Path], out: Path, batch_size: int = 8, aligned: bool = False,
                     html_page: bool = True, progress: bool = True, title: str = "condgan translations",
-                    direction: str | None = None) -> list[Path]:
-    """Translate `files` into `out`; same-size images are batched. Returns the output paths."""
+                    direction: str | None = None, tile: int | None = None, tile_overlap: int = tiling.DEFAULT_OVERLAP,
+                    tile_batch: int = tiling.DEFAULT_BATCH,
+                    max_pixels: int = tiling.DEFAULT_MAX_PIXELS) -> list[Path]:
+    """Translate `files` into `out`; same-size images are batched, large ones (more than `max_pixels`, or all
+    with `tile`) translated in blended tiles. Returns the output paths."""
     direction = model.resolve_direction(direction)
     cin, cout = model.io_channels(direction)
     swap = direction == "BtoA"
     by_size = defaultdict(list)
-    loaded = {}
+    loaded, large = {}, []
     for f in files:
         src, tgt = load_pair(f, cin, cout, aligned, swap)
         loaded[f] = (src, tgt)
-        by_size[src.shape[:2]].append(f)
+        h, w = src.shape[:2]
+        if tile or (max_pixels and h * w > max_pixels):
+            large.append(f)
+        else:
+            by_size[(h, w)].append(f)
     out.mkdir(parents=True, exist_ok=True)
     rows, outputs = {}, {}
-    bar = tqdm(total=len(files), unit="img", disable=not progress, desc="translate")
+
+    def finish(f, pixels):
+        outputs[f] = save_array(pixels, out / f"{f.stem}.png")
+        row = {"name": f.name, "output": outputs[f].name}
+        if html_page:
+            row["input"] = save_array(loaded[f][0], out / "html" / f"{f.stem}_input.png").relative_to(out)
+            if loaded[f][1] is not None:
+                row["target"] = save_array(loaded[f][1], out / "html" / f"{f.stem}_target.png").relative_to(out)
+        rows[f] = {k: str(v) for k, v in row.items()}
+
+    bar = tqdm(total=len(files) - len(large), unit="img", disable=not progress or not by_size, desc="translate")
     for group in by_size.values():
         for i in range(0, len(group), batch_size):
             chunk = group[i:i + batch_size]
             x = torch.stack([to_tensor(loaded[f][0]) for f in chunk]).to(model.device)
             y = model.translate(x, direction)
             for f, yi in zip(chunk, y):
-                outputs[f] = save_array(to_uint8(yi), out / f"{f.stem}.png")
-                row = {"name": f.name, "output": outputs[f].name}
-                if html_page:
-                    row["input"] = save_array(loaded[f][0], out / "html" / f"{f.stem}_input.png").relative_to(out)
-                    if loaded[f][1] is not None:
-                        row["target"] = save_array(loaded[f][1], out / "html" / f"{f.stem}_target.png").relative_to(out)
-                rows[f] = {k: str(v) for k, v in row.items()}
+                finish(f, to_uint8(yi))
             bar.update(len(chunk))
     bar.close()
+    multiple = tiling.size_multiple(model.generator_spec(direction).net)
+    for f in large:
+        src = loaded[f][0]
+        size = tile or tiling.DEFAULT_TILE
+        total = tiling.tile_count(*src.shape[:2], size, tile_overlap, multiple)
+        with tqdm(total=total, unit="tile", disable=not progress, desc=f"{f.name} tiles") as tbar:
+            y = tiling.translate_tiled(lambda x: model.translate(x, direction), src, model.device, size,
+                                       tile_overlap, multiple, tile_batch, tbar.update)
+        finish(f, to_uint8(y, inplace=True))
     if html_page:
         write_html(out, [rows[f] for f in files], title)
     return [outputs[f] for f in files]
@@ -149,11 +173,25 @@ def main(argv=None):
     p.add_argument("--direction", choices=["AtoB", "BtoA"],
                    help="CycleGAN: which generator to use (default: the run's --direction)")
     p.add_argument("--batch-size", type=int, default=8, help="images per batch (same-size images are batched)")
+    p.add_argument("--tile", type=int, help="translate every image in overlapping tiles of this size, rounded up "
+                   "to the generator's multiple (default: only images above --max-pixels, in "
+                   f"{tiling.DEFAULT_TILE} px tiles)")
+    p.add_argument("--tile-overlap", type=int, default=tiling.DEFAULT_OVERLAP,
+                   help=f"pixels neighbouring tiles share and blend (default {tiling.DEFAULT_OVERLAP})")
+    p.add_argument("--tile-batch", type=int, default=tiling.DEFAULT_BATCH,
+                   help=f"tiles per generator call (default {tiling.DEFAULT_BATCH})")
+    p.add_argument("--max-pixels", type=int, default=tiling.DEFAULT_MAX_PIXELS,
+                   help=f"tile images with more pixels than this (default {tiling.DEFAULT_MAX_PIXELS}; 0: never)")
     p.add_argument("--no-html", action="store_true", help="skip the index.html page")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(sys.argv[1:] if argv is None else [str(a) for a in argv])
     positive("--batch-size", args.batch_size, 4096)
+    positive("--tile-batch", args.tile_batch, 4096)
+    if args.tile is not None:
+        positive("--tile", args.tile, 1 << 16)
+    if args.tile_overlap < 0 or args.max_pixels < 0:
+        raise CondganError("--tile-overlap and --max-pixels must be 0 or more")
     out = writable_dir(args.out, "--out")
     run = ckpt_io.resolve_best(args.run) if args.best else Path(args.run)
     device = pick_device(args.device)
@@ -161,7 +199,8 @@ def main(argv=None):
     direction = model.resolve_direction(args.direction)
     files = list_inputs(Path(args.input))
     translate_files(model, files, out, args.batch_size, args.aligned, not args.no_html, not args.no_progress,
-                    title=f"{cfg.model} {direction}: {args.run}", direction=direction)
+                    title=f"{cfg.model} {direction}: {args.run}", direction=direction, tile=args.tile,
+                    tile_overlap=args.tile_overlap, tile_batch=args.tile_batch, max_pixels=args.max_pixels)
     page = "" if args.no_html else f"; side by side: {out / 'index.html'}"
     print(f"translated {len(files)} image(s) into {out}{page}")
     return 0

@@ -183,6 +183,48 @@ def test_translate_non_square_image(app, onnx_models, tmp_path):
     assert np.array_equal(got, contract_u8(session(onnx_models["p2p"]).run(None, {"image": x})[0])[0])
 
 
+def _pointwise_model(path):
+    """A hand-built translation model whose output pixel sees only its input pixel: 1x1 conv + tanh."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    w = np.random.default_rng(0).standard_normal((3, 3, 1, 1)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["image", "w"], ["c"]), helper.make_node("Tanh", ["c"], ["translated"])], "pw",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
+        [helper.make_tensor_value_info("translated", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
+        [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    for k, v in {"condgan.kind": "translation", "condgan.model": "pointwise", "condgan.channels": "3",
+                 "condgan.height": "8", "condgan.width": "8", "condgan.in_channels": "3"}.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_translate_tiles_large_images(app, onnx_models, tmp_path):
+    rng = np.random.default_rng(5)
+    Image.fromarray(rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)).save(tmp_path / "big.png")
+    pw = _pointwise_model(tmp_path / "pw.onnx")
+    whole = ok(app("translate", pw, tmp_path / "big.png", "--out", tmp_path / "whole.png"))
+    assert "px tiles" not in whole
+    r = app("translate", pw, tmp_path / "big.png", "--out", tmp_path / "tiled.png", "--max-pixels", "5000",
+            "--tile", "32", "--tile-overlap", "8", "--tile-batch", "3")
+    assert "32 px tiles, overlap 8" in ok(r) and "big.png: tile 12/12" in r.stderr
+    a, b = (np.asarray(Image.open(tmp_path / f"{n}.png")).astype(int) for n in ("whole", "tiled"))
+    assert a.shape == b.shape == (70, 90, 3) and np.abs(a - b).max() <= 1  # a local model: tiles change nothing
+    # the U-Net export (multiple 8) tiles automatically above --max-pixels, as the library does
+    t = cr.load(onnx_models["p2p"])
+    assert t.tile_multiple == 8
+    ok(app("translate", onnx_models["p2p"], tmp_path / "big.png", "--out", tmp_path / "p2p.png", "--max-pixels",
+           "5000", "--tile-overlap", "8", "-q"))
+    pixels = np.asarray(Image.open(tmp_path / "big.png"))
+    expected = t.translate_tiled(pixels, 512, 8)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "p2p.png")), expected)
+    one_line_error(app("translate", pw, tmp_path / "big.png", "--out", tmp_path / "x.png", "--tile", "0"),
+                   "--tile", code=2)
+
+
 def test_translate_folder(app, onnx_models, tmp_path):
     rng = np.random.default_rng(1)
     src = tmp_path / "in"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, images
+from . import __version__, images, tiling
 from .errors import CondganRuntimeError, UsageError
 from .model import Generator, Translator, load
 
@@ -112,7 +112,19 @@ def cmd_translate(args) -> int:
     pairs = _targets(args, t)
     sizes = {f: images.probe(f, t.in_channels) for f, _ in pairs}  # names an unreadable file before any output
     order = sorted(pairs, key=lambda p: sizes[p[0]])  # stable: same-size inputs next to each other, in name order
+    large = [p for p in order if tiling.needs_tiling(*sizes[p[0]], args.tile, args.max_pixels)]
+    tiled = set(large)
+    order = [p for p in order if p not in tiled]
     t0, batches, k = time.perf_counter(), 0, 0
+    for f, o in large:
+        tile = args.tile or tiling.DEFAULT_TILE
+        r = t.translate_tiled(images.read(f, t.in_channels), tile, args.tile_overlap, args.tile_batch,
+                              None if args.quiet else _tile_progress(f))
+        batches += 1
+        images.save(r, o)
+        if not args.quiet:
+            print(f"{f} -> {o} ({r.shape[1]}x{r.shape[0]}, {tiling.round_tile(tile, t.tile_multiple)} px tiles, "
+                  f"overlap {args.tile_overlap})")
     while k < len(order):
         group = [order[k]]
         while (k + len(group) < len(order) and len(group) < args.batch_size
@@ -129,9 +141,19 @@ def cmd_translate(args) -> int:
             images.save(r, o)
             if not args.quiet:
                 print(f"{f} -> {o} ({r.shape[1]}x{r.shape[0]})")
-    print(f"translated {len(order)} image(s) in {batches} batch(es) with {t.model_name} ({t.direction}, "
+    print(f"translated {len(order) + len(large)} image(s) in {batches} batch(es) with {t.model_name} ({t.direction}, "
           f"{t.in_channels} -> {t.channels} channels) in {time.perf_counter() - t0:.2f} s")
     return 0
+
+
+def _tile_progress(f: Path):
+    def show(done: int, total: int) -> None:
+        print(f"\r{f.name}: tile {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+    return show
+
+
+def _nonnegative(text: str) -> int:
+    return 0 if text.strip() == "0" else _positive(text)
 
 
 def cmd_info(args) -> int:
@@ -192,6 +214,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("input", help="image, .npy array (H x W x C uint8) or folder of them")
     t.add_argument("--out", required=True, help="output folder (or file name, for one input image)")
     t.add_argument("--batch-size", type=_positive, default=8, help="same-size images per call (default 8)")
+    t.add_argument("--tile", type=_positive, help="translate in overlapping tiles of this size (rounded up to the "
+                                                  "model's size multiple); default: only images above --max-pixels, "
+                                                  f"in {tiling.DEFAULT_TILE} px tiles")
+    t.add_argument("--tile-overlap", type=_nonnegative, default=tiling.DEFAULT_OVERLAP,
+                   help=f"pixels neighbouring tiles share, blended (default {tiling.DEFAULT_OVERLAP})")
+    t.add_argument("--tile-batch", type=_positive, default=tiling.DEFAULT_BATCH,
+                   help=f"tiles per onnxruntime call (default {tiling.DEFAULT_BATCH})")
+    t.add_argument("--max-pixels", type=_nonnegative, default=tiling.DEFAULT_MAX_PIXELS,
+                   help=f"tile images with more pixels than this (default {tiling.DEFAULT_MAX_PIXELS}; 0: never)")
     t.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
     t.set_defaults(func=cmd_translate)
     i = sub.add_parser("info", parents=[common], help="show an exported model's metadata")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from . import images
+from . import images, tiling
 from .errors import CondganRuntimeError, UsageError
 
 CPU = "CPUExecutionProvider"
@@ -189,6 +189,8 @@ class Translator(Model):
         self._expect_inputs(["image"])
         self.in_channels = self._int("condgan.in_channels")
         self.direction = metadata.get("condgan.direction", "AtoB")
+        # the generator's own padding multiple (exports before tiling existed say nothing: 1)
+        self.tile_multiple = self._int("condgan.tile_multiple") if "condgan.tile_multiple" in metadata else 1
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Raw model call: float32 [N, C_in, H, W] in [-1, 1] -> float32 [N, C, H, W] in [-1, 1]."""
@@ -211,6 +213,16 @@ class Translator(Model):
         out = np.concatenate([images.to_uint8(self.run(images.to_float(a[i:i + step])))
                               for i in range(0, len(a), step)])
         return out[0] if single else out
+
+    def translate_tiled(self, pixels: np.ndarray, tile: int = tiling.DEFAULT_TILE,
+                        overlap: int = tiling.DEFAULT_OVERLAP, batch_size: int = tiling.DEFAULT_BATCH,
+                        progress=None) -> np.ndarray:
+        """uint8 [H, W, C_in] -> uint8 [H, W, C] in overlapping tiles blended without seams (see tiling)."""
+        a = np.asarray(pixels)
+        if a.dtype != np.uint8 or a.ndim != 3 or a.shape[-1] != self.in_channels:
+            raise UsageError(f"translate_tiled takes one uint8 H x W x {self.in_channels} image, not "
+                             f"{a.dtype} {tuple(a.shape)}")
+        return tiling.translate_tiled(self.run, a, tile, overlap, self.tile_multiple, batch_size, progress)
 
 
 def read_metadata(path: str | Path, session=None) -> dict[str, str]:
