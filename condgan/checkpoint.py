@@ -146,6 +146,10 @@ def check_structure(ckpt, file, for_resume: bool = False) -> None:
         raise bad("its config names no model")
     if not all(isinstance(k, str) and torch.is_tensor(v) for k, v in ckpt["model"].items()):
         raise bad("its model weights are not a mapping of names to tensors")
+    if for_resume and isinstance(ckpt.get("converted"), dict):
+        raise CheckpointError(f"{file} was converted from another implementation's generator (condgan.convert): "
+                              f"its discriminator is freshly initialised and it has no training state, so it "
+                              f"can be used for translation, evaluation and export, but not resumed")
     if for_resume:
         for key, typ in TRAINING_STATE.items():
             value = ckpt.get(key)

@@ -27,6 +27,7 @@ from .cli import Parser, command, positive, writable_dir
 from .data.paired import IMAGE_SUFFIXES, read, to_tensor
 from .device import pick_device
 from .errors import CondganError, DataError
+from .nets import junyanz
 
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
@@ -183,6 +184,9 @@ def main(argv=None):
     p.add_argument("--max-pixels", type=int, default=tiling.DEFAULT_MAX_PIXELS,
                    help=f"tile images with more pixels than this (default {tiling.DEFAULT_MAX_PIXELS}; 0: never)")
     p.add_argument("--no-html", action="store_true", help="skip the index.html page")
+    p.add_argument("--reference-test-mode", action="store_true",
+                   help="run the generator as the reference implementation's test.py does without --eval: "
+                   "train mode (dropout on, batch norm on each image's own statistics), one image at a time")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(sys.argv[1:] if argv is None else [str(a) for a in argv])
@@ -197,6 +201,11 @@ def main(argv=None):
     device = pick_device(args.device)
     model, cfg, info = models.load(run, device, task=models.TRANSLATE)
     direction = model.resolve_direction(args.direction)
+    if args.reference_test_mode:  # whole images one by one: batch statistics are each image's own
+        if args.tile:
+            raise CondganError("--reference-test-mode translates whole images; drop --tile")
+        args.batch_size, args.max_pixels = 1, 0
+        junyanz.reference_test_mode(model)
     files = list_inputs(Path(args.input))
     translate_files(model, files, out, args.batch_size, args.aligned, not args.no_html, not args.no_progress,
                     title=f"{cfg.model} {direction}: {args.run}", direction=direction, tile=args.tile,
