@@ -10,7 +10,7 @@ from ..config import MAX_IMAGE_SIZE, TrainConfig, opt
 from ..data.info import PAIRED, DataOptions
 from ..errors import CondganError
 from ..nets.patchgan import PatchDiscriminator, PixelDiscriminator
-from ..nets.resnet import UPSAMPLING, ResnetGenerator
+from ..nets.resnet import UPSAMPLING, UPSAMPLING_ALIASES, ResnetGenerator
 from ..nets.unet import NORMS, UNetGenerator
 from .base import TRANSLATE, GANModel
 
@@ -39,8 +39,11 @@ class TranslationConfig(TrainConfig):
                           at_least=0, at_most=12)
     resnet_blocks: int = opt(0, "residual blocks, overriding a resnet --generator preset (0: from --generator)",
                              at_least=0, at_most=64)
-    upsampling: str = opt("transpose", "ResNet decoder: transposed convolutions (reference) or resize + conv "
-                          "(no checkerboard artifacts)", choices=list(UPSAMPLING))
+    upsampling: str = opt("transpose", "generator decoder (U-Net and ResNet): transposed convolutions "
+                          "(reference), or 2x nearest or bilinear upsampling + 3x3 conv (no checkerboard "
+                          "artifacts); resize (= nearest) is the old name", choices=[*UPSAMPLING, *UPSAMPLING_ALIASES])
+    antialias: bool = opt(False, "ResNet generator: anti-aliased downsampling (stride-1 conv, then a fixed 3x3 "
+                          "blur with stride 2; Zhang 2019)")
     discriminator: str = opt("patch", "PatchGAN over --d-layers, or the 1x1 pixel discriminator",
                              choices=["patch", "pixel"])
     d_layers: int = opt(3, "stride-2 layers of the PatchGAN (3: 70x70 patches)", above=0, at_most=10)
@@ -68,6 +71,8 @@ class TranslationConfig(TrainConfig):
             raise CondganError(f"{self.model} sizes are set with --load-size and --crop-size, not --image-size")
         if self.unet_depth == 1:
             raise CondganError("--unet-depth must be at least 2")
+        if self.antialias and GENERATORS[self.generator][0] != "resnet":
+            raise CondganError(f"--antialias works with the ResNet generators only, not --generator {self.generator}")
         if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.load_size < self.crop_size:
             raise CondganError(f"--load-size ({self.load_size}) must be at least --crop-size ({self.crop_size})")
 
@@ -98,8 +103,8 @@ def build_generator(cfg: TranslationConfig, cin: int, cout: int):
     kind, n = GENERATORS[cfg.generator]
     if kind == "resnet":
         return ResnetGenerator(cin, cout, cfg.resnet_blocks or n, cfg.g_width, cfg.norm, cfg.dropout,
-                               cfg.upsampling)
-    return UNetGenerator(cin, cout, cfg.unet_depth or n, cfg.g_width, cfg.norm, cfg.dropout)
+                               cfg.upsampling, cfg.antialias)
+    return UNetGenerator(cin, cout, cfg.unet_depth or n, cfg.g_width, cfg.norm, cfg.dropout, cfg.upsampling)
 
 
 def build_discriminator(cfg: TranslationConfig, in_channels: int):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -24,12 +25,45 @@ class BiasLeakyReLU(nn.Module):
 
 
 class Upsample2x(nn.Module):
-    def __init__(self, mode: str = "nearest"):
+    """2x nearest or bilinear upsampling through condgan.ops; with relu=True, ReLU then upsample in one
+    fused pass (ops.upsample2x_bias_leaky_relu with slope 0, which equals F.relu then upsample2x)."""
+
+    def __init__(self, mode: str = "nearest", relu: bool = False):
         super().__init__()
-        self.mode = mode
+        self.mode, self.relu = mode, relu
 
     def forward(self, x):
+        if self.relu:
+            return ops.upsample2x_bias_leaky_relu(x, None, 0.0, 1.0, self.mode)
         return ops.upsample2x(x, self.mode)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}, relu={self.relu}"
+
+
+class BlurDownsample2x(nn.Module):
+    """Anti-aliased 2x downsampling (Zhang 2019, "Making convolutional networks shift-invariant again").
+
+    A fixed 3x3 binomial low-pass filter, [1, 2, 1] x [1, 2, 1] / 16, applied per channel with
+    reflection padding and stride 2. It removes the highest frequency (a +1/-1 checkerboard) entirely
+    before subsampling, so a 1-pixel shift of the input moves the output far less than a plain stride.
+    The filter is a non-persistent buffer (never trained, not in state dicts) and runs as a depthwise
+    F.conv2d, which exports to ONNX as an ordinary grouped Conv.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        taps = torch.tensor([1.0, 2.0, 1.0])
+        kernel = torch.outer(taps, taps) / 16.0
+        self.channels = channels
+        self.register_buffer("kernel", kernel.expand(channels, 1, 3, 3).contiguous(), persistent=False)
+
+    def forward(self, x):
+        x = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        return F.conv2d(x, self.kernel.to(x.dtype), stride=2, groups=self.channels)
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, taps=[1, 2, 1]/4, stride=2"
 
 
 class ConditionalBatchNorm2d(nn.Module):

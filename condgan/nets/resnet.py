@@ -2,10 +2,20 @@
 
 7x7 stem, two stride-2 3x3 downsamplings, residual blocks (reflection
 padding, 3x3 conv, norm, ReLU, 3x3 conv, norm, plus the input), two 2x
-upsamplings back, a 7x7 output convolution and tanh. Upsampling is a 3x3
-stride-2 transposed convolution (the reference) or `resize`: 2x nearest
-upsampling through condgan.ops followed by a 3x3 convolution, which avoids
-checkerboard artifacts (Odena et al. 2016).
+upsamplings back, a 7x7 output convolution and tanh.
+
+Upsampling is a 3x3 stride-2 transposed convolution ("transpose", the
+reference) or "nearest"/"bilinear": 2x upsampling through condgan.ops
+followed by a 3x3 convolution with zero padding 1, which avoids checkerboard
+artifacts (Odena et al. 2016). Where a ReLU comes right before the upsampling
+(the second level) both run as one fused op; its old slot holds an Identity,
+so the state-dict keys are those of the unfused layout. "resize" is the old
+name of "nearest" and builds the same layout.
+
+`antialias` makes each stride-2 downsampling a stride-1 3x3 convolution,
+norm, ReLU and a fixed binomial blur with stride 2 (BlurDownsample2x; Zhang
+2019, as in CUT): features shift-stable under small input translations, for
+4x the arithmetic in those two convolutions.
 
 Any input size works: it is padded to a multiple of 4 and cropped back.
 """
@@ -13,10 +23,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from .layers import Upsample2x, init_weights
-from .unet import crop_padding, norm_layer, pad_to_multiple
+from .layers import BlurDownsample2x, Upsample2x, init_weights
+from .unet import UPSAMPLING, UPSAMPLING_ALIASES, crop_padding, norm_layer, pad_to_multiple, upsampling_mode
 
-UPSAMPLING = ("transpose", "resize")
+__all__ = ["ResidualBlock", "ResnetGenerator", "UPSAMPLING", "UPSAMPLING_ALIASES"]
 
 
 class ResidualBlock(nn.Module):
@@ -36,23 +46,30 @@ class ResidualBlock(nn.Module):
 
 class ResnetGenerator(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, blocks: int = 9, width: int = 64,
-                 norm: str = "instance", dropout: bool = False, upsampling: str = "transpose"):
+                 norm: str = "instance", dropout: bool = False, upsampling: str = "transpose",
+                 antialias: bool = False):
         super().__init__()
+        upsampling = upsampling_mode(upsampling)
         bias = norm != "batch"
         layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, width, 7, bias=bias), norm_layer(norm, width),
                   nn.ReLU(True)]
         for i in range(2):
             c = width * 2 ** i
-            layers += [nn.Conv2d(c, 2 * c, 3, 2, 1, bias=bias), norm_layer(norm, 2 * c), nn.ReLU(True)]
+            if antialias:
+                layers += [nn.Conv2d(c, 2 * c, 3, 1, 1, bias=bias), norm_layer(norm, 2 * c), nn.ReLU(True),
+                           BlurDownsample2x(2 * c)]
+            else:
+                layers += [nn.Conv2d(c, 2 * c, 3, 2, 1, bias=bias), norm_layer(norm, 2 * c), nn.ReLU(True)]
         layers += [ResidualBlock(width * 4, norm, dropout) for _ in range(blocks)]
         for i in range(2):
             c = width * 2 ** (2 - i)
             if upsampling == "transpose":
                 layers.append(nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1, bias=bias))
-            elif upsampling == "resize":
-                layers += [Upsample2x("nearest"), nn.Conv2d(c, c // 2, 3, 1, 1, bias=bias)]
             else:
-                raise ValueError(f"unknown upsampling {upsampling!r}; choose one of {', '.join(UPSAMPLING)}")
+                fuse = isinstance(layers[-1], nn.ReLU)
+                if fuse:  # the ReLU moves into the fused upsampling; an Identity keeps the indices
+                    layers[-1] = nn.Identity()
+                layers += [Upsample2x(upsampling, relu=fuse), nn.Conv2d(c, c // 2, 3, 1, 1, bias=bias)]
             layers += [norm_layer(norm, c // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, out_channels, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)

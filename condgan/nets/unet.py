@@ -6,6 +6,13 @@ ReLU, 4x4 stride-2 transposed convolution, normalisation and, in the inner
 decoder blocks, dropout 0.5; then tanh. Every decoder level concatenates the
 matching encoder level's activated features (skip connection).
 
+`upsampling` "nearest" or "bilinear" replaces each transposed convolution by
+2x upsampling followed by a 3x3 stride-1 convolution with zero padding 1 (the
+same zero padding the transposed convolutions and the encoder use), which
+avoids their checkerboard artifacts (Odena et al. 2016). The ReLU before it
+and the upsampling run as one fused condgan.ops pass. "resize" is the old
+name of "nearest".
+
 `forward` accepts any height and width: the input is padded to a multiple of
 2**depth and the output cropped back, so full-resolution, non-square images
 translate directly.
@@ -21,6 +28,16 @@ from .layers import init_weights
 from .small_conv import Conv4x2, ConvT4x2
 
 NORMS = ("batch", "instance", "none")
+UPSAMPLING = ("transpose", "nearest", "bilinear")
+UPSAMPLING_ALIASES = {"resize": "nearest"}  # the old name, kept so saved configs still build
+
+
+def upsampling_mode(name: str) -> str:
+    """The decoder's upsampling, old names resolved to the current ones."""
+    mode = UPSAMPLING_ALIASES.get(name, name)
+    if mode not in UPSAMPLING:
+        raise ValueError(f"unknown upsampling {name!r}; choose one of {', '.join(UPSAMPLING)}")
+    return mode
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -63,11 +80,12 @@ class UNetGenerator(nn.Module):
     """U-Net with `depth` stride-2 levels (8 for 256x256 images, 7 for 128x128)."""
 
     def __init__(self, in_channels: int, out_channels: int, depth: int = 8, width: int = 64,
-                 norm: str = "batch", dropout: bool = True):
+                 norm: str = "batch", dropout: bool = True, upsampling: str = "transpose"):
         super().__init__()
         if depth < 2:
             raise ValueError("a U-Net needs at least 2 levels")
         self.depth = depth
+        self.upsampling = upsampling_mode(upsampling)
         widths = [min(width * 2 ** i, width * 8) for i in range(depth)]
         bias = norm != "batch"  # batch norm's shift makes a conv bias redundant
         self.down = nn.ModuleList()
@@ -83,11 +101,20 @@ class UNetGenerator(nn.Module):
         for i in range(depth):
             cin = widths[i] if i == depth - 1 else 2 * widths[i]
             cout = out_channels if i == 0 else widths[i - 1]
-            self.up.append(ConvT4x2(cin, cout, bias=bias or i == 0))
+            if self.upsampling == "transpose":
+                self.up.append(ConvT4x2(cin, cout, bias=bias or i == 0))
+            else:
+                self.up.append(nn.Conv2d(cin, cout, 3, 1, 1, bias=bias or i == 0))
             self.up_norm.append(norm_layer(norm, cout) if i > 0 else nn.Identity())
             # dropout in the decoder blocks between the innermost and the first 16x-width one
             self.up_drop.append(nn.Dropout(0.5) if dropout and 4 <= i <= depth - 2 else nn.Identity())
         init_weights(self)
+
+    def _up(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        """ReLU, then decoder level i's 2x upsampling convolution."""
+        if self.upsampling == "transpose":
+            return self.up[i](F.relu(h))
+        return self.up[i](ops.upsample2x_bias_leaky_relu(h, None, 0.0, 1.0, self.upsampling))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, pad = pad_to_multiple(x, 2 ** self.depth)
@@ -98,6 +125,6 @@ class UNetGenerator(nn.Module):
             skips.append(a)
             h = self.down_norm[i](self.down[i](a))
         for i in range(self.depth - 1, 0, -1):
-            h = self.up_drop[i](self.up_norm[i](self.up[i](F.relu(h))))
+            h = self.up_drop[i](self.up_norm[i](self._up(i, h)))
             h = torch.cat([skips[i - 1], h], 1)
-        return crop_padding(torch.tanh(self.up[0](F.relu(h))), pad)
+        return crop_padding(torch.tanh(self._up(0, h)), pad)
