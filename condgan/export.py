@@ -1,6 +1,6 @@
 """Export a trained generator to ONNX, check it in onnxruntime, and describe it in the model's metadata.
 
-    python -m condgan.export RUN_OR_CKPT --out model.onnx [--fp16] [--opset 18]
+    python -m condgan.export RUN_OR_CKPT --out model.onnx [--precision fp32|fp16|int8] [--opset 18]
 
 The exported graph is the generator alone (the EMA generator when the run has
 one), in inference mode, traced through the reference op path so it holds
@@ -15,7 +15,10 @@ standard ONNX operators only. Inputs and outputs are float32 in [-1, 1]:
 After writing, the model is checked with onnx.checker and run in onnxruntime
 on fresh random inputs at two batch sizes (and, for translation, two image
 sizes); the largest difference to PyTorch is reported and the export fails
-above 1e-4 (fp32; --fp16 models report theirs against a looser 5e-2).
+above 1e-4 (fp32; fp16 models report theirs against a looser 5e-2). Every
+export also reports PSNR and max abs error against fp32 PyTorch on held-back
+inputs (the run's training images the int8 calibration did not use, or
+generated z and labels) and is refused below --min-psnr (condgan.export_precision).
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ import torch
 from torch import nn
 
 from . import __version__, models, tiling
+from . import export_precision as ep
 from . import checkpoint as ckpt_io
 from .cli import Parser, command, writable_file
 from .errors import CondganError
@@ -222,10 +226,36 @@ def check_parity(path: Path, reference: nn.Module, kind: str, g_info, cases, lab
     return results
 
 
+def _feeds(model, kind, direction, g_info, label_dtype, calibration: int, from_data: bool):
+    """(calibration feeds, held-back feeds, where they came from): the run's data when `from_data`, else random
+    images (translation); generated z and labels for sampling models either way."""
+    if from_data or kind == "conditional":
+        calib, held, source = ep.sample_inputs(model, kind, direction, calibration, ep.HELD_BACK)
+    else:
+        native = (model.info.height, model.info.width)
+        feeds = [_example_inputs(kind, g_info, 1, native, label_dtype, seed=2000 + i)
+                 for i in range(calibration + ep.HELD_BACK)]
+        calib, held, source = feeds[:calibration], feeds[calibration:], "random images"
+    if kind == "conditional":
+        to = {"int64": torch.int64, "int32": torch.int32}[label_dtype]
+        calib, held = ([{**f, "label": f["label"].to(to)} for f in fs] for fs in (calib, held))
+    return calib, held, source
+
+
 def export_model(model, out: str | Path, *, fp16: bool = False, opset: int | None = None,
                  label_dtype: str = "int64", direction: str | None = None, dropout_at_inference: bool = False,
-                 check: bool = True) -> dict:
-    """Write `model`'s generator to `out` as ONNX; returns a report (path, size, metadata, parity)."""
+                 check: bool = True, precision: str | None = None, calibration: int = ep.DEFAULT_CALIBRATION,
+                 min_psnr: float | None = None, from_data: bool = False) -> dict:
+    """Write `model`'s generator to `out` as ONNX; returns a report (path, size, metadata, parity).
+
+    precision: fp32, fp16 (`fp16=True` is the same) or int8 (calibrated on `calibration` inputs: the run's
+    training images with `from_data`, random images otherwise). min_psnr: refuse below this (dB)."""
+    precision = precision or ("fp16" if fp16 else "fp32")
+    if precision not in ep.PRECISIONS or (fp16 and precision != "fp16"):
+        raise CondganError(f"--precision must be one of {', '.join(ep.PRECISIONS)} (--fp16 means fp16), "
+                           f"not {precision!r}")
+    if calibration < 1:
+        raise CondganError(f"--calibration must be at least 1, not {calibration}")
     if label_dtype not in ("int64", "int32"):
         raise CondganError(f"--label-dtype must be int64 or int32, not {label_dtype!r}")
     opset = opset or DEFAULT_OPSET
@@ -235,10 +265,8 @@ def export_model(model, out: str | Path, *, fp16: bool = False, opset: int | Non
     g, kind, direction, cin, cout = _select(model, direction)
     if dropout_at_inference and kind != "translation":
         raise CondganError("--dropout-at-inference applies to translation generators only")
-    precision = "fp16" if fp16 else "fp32"
-    dtype = torch.float16 if fp16 else torch.float32
     wrap = _Conditional if kind == "conditional" else _Translation
-    exported = _inference_copy(wrap, g, dtype, dropout_at_inference)
+    exported = _inference_copy(wrap, g, torch.float32, dropout_at_inference)
     info, cfg = model.info, model.cfg
     g_info = (model.latent_dim(), info.num_classes, cin)
     native = (info.height, info.width)
@@ -246,21 +274,42 @@ def export_model(model, out: str | Path, *, fp16: bool = False, opset: int | Non
     proto = _trace(exported, kind, example, opset)
     props = metadata(model, kind, direction, cin, cout, precision, label_dtype, dropout_at_inference,
                      tiling.size_multiple(g))
+    measure = check and not dropout_at_inference  # with dropout active the outputs are random by design
+    calib, held, source = (_feeds(model, kind, direction, g_info, label_dtype, calibration, from_data)
+                           if measure or precision == "int8" else ([], [], ""))
+    kept = []
+    if precision == "fp16":
+        kept = ep.kept_fp32(proto)
+        proto = ep.to_fp16(proto)
+    if precision == "int8":
+        import onnx
+        fp32_file = out.with_name(f".{out.name}.fp32.tmp")
+        _save(proto, fp32_file, props)
+        try:
+            ep.quantize_int8(fp32_file, out, calib)
+        finally:
+            fp32_file.unlink(missing_ok=True)
+        proto = onnx.load(str(out))
     _save(proto, out, props)
     report = {"path": str(out), "bytes": out.stat().st_size, "kind": kind, "model": cfg.model,
-              "precision": precision, "opset": opset, "metadata": props, "parity": [], "tolerance": None}
-    if check and not dropout_at_inference:  # with dropout active the outputs are random by design
+              "precision": precision, "opset": opset, "metadata": props, "parity": [], "tolerance": None,
+              "kept_fp32": kept, "calibration": f"{len(calib)} {source}" if precision == "int8" else None,
+              "held_back": None}
+    if measure:
         reference = _inference_copy(wrap, g, torch.float32, False)
         odd = (max(1, native[0] * 3 // 4 + 3), native[1] + 5)
         cases = [(1, native), (3, odd)] if kind == "translation" else [(1, native), (5, native)]
         report["parity"] = check_parity(out, reference, kind, g_info, cases, label_dtype)
-        report["tolerance"] = TOLERANCE[precision]
+        report["tolerance"] = TOLERANCE.get(precision)
         worst = max(r["max_abs_diff"] for r in report["parity"])
-        if not all(r["finite"] for r in report["parity"]) or not worst <= TOLERANCE[precision]:
+        if precision != "int8" and (not all(r["finite"] for r in report["parity"])
+                                    or not worst <= TOLERANCE[precision]):
             bad = out.with_suffix(".rejected.onnx")
             os.replace(out, bad)
             raise ExportError(f"onnxruntime's output differs from PyTorch by {worst:.3g} (tolerance "
                               f"{TOLERANCE[precision]:g}); the model was moved to {bad} for inspection")
+        report["held_back"] = {**ep.parity(out, reference, held), "source": source}
+        report["held_back"]["min_psnr"] = ep.check_min_psnr(report["held_back"], precision, min_psnr, out)
     return report
 
 
@@ -268,12 +317,14 @@ def export_run(run: str | Path, out: str | Path | None = None, *, best: bool = F
     """Export the generator of a run directory or checkpoint (see export_model for the options)."""
     path = ckpt_io.resolve_best(run) if best else Path(run)
     model, cfg, _ = models.load(path, "cpu")
+    options.setdefault("from_data", True)  # calibration and parity images from the run's own training data
     direction = model.resolve_direction(options.get("direction"))
     if out is None:
         file = ckpt_io.resolve(path)
         run_dir = file.parent.parent if file.parent.name == "checkpoints" else file.parent
         suffix = f"_{direction}" if direction else ""
-        out = run_dir / f"{cfg.model}{suffix}{'_fp16' if options.get('fp16') else ''}.onnx"
+        precision = options.get("precision") or ("fp16" if options.get("fp16") else "fp32")
+        out = run_dir / f"{cfg.model}{suffix}{'' if precision == 'fp32' else '_' + precision}.onnx"
     writable_file(out, "--out")
     return export_model(model, out, **options)
 
@@ -281,9 +332,18 @@ def export_run(run: str | Path, out: str | Path | None = None, *, best: bool = F
 def format_report(r: dict) -> str:
     lines = [f"wrote {r['path']} ({r['bytes'] / 2**20:.1f} MiB, {r['precision']}, opset {r['opset']}, "
              f"{r['model']} {r['kind']} generator)"]
+    if r["kept_fp32"]:
+        lines.append(f"  kept in fp32: {', '.join(r['kept_fp32'])}")
+    if r["calibration"]:
+        lines.append(f"  int8 calibration: {r['calibration']}")
     for p in r["parity"]:
+        tol = f" (tolerance {r['tolerance']:g})" if r["tolerance"] else ""
         lines.append(f"  onnxruntime vs PyTorch, batch {p['batch']}, {p['size'][0]}x{p['size'][1]}: "
-                     f"max abs diff {p['max_abs_diff']:.2e} (tolerance {r['tolerance']:g})")
+                     f"max abs diff {p['max_abs_diff']:.2e}{tol}")
+    h = r["held_back"]
+    if h:
+        lines.append(f"  vs fp32 PyTorch on {h['inputs']} held-back inputs ({h['source']}): PSNR {h['psnr']:.1f} dB, "
+                     f"max abs error {h['max_abs_diff']:.2e} (--min-psnr {h['min_psnr']:g})")
     if not r["parity"]:
         lines.append("  parity not checked" + (" (dropout at inference makes outputs random)"
                                                if r["metadata"].get("condgan.dropout_at_inference") == "true"
@@ -295,9 +355,17 @@ def format_report(r: dict) -> str:
 def main(argv=None):
     p = Parser(prog="condgan.export", description=__doc__.splitlines()[0])
     p.add_argument("run", help="run directory or checkpoint file")
-    p.add_argument("--out", help="ONNX file to write (default: RUN_DIR/<model>[_<direction>][_fp16].onnx)")
+    p.add_argument("--out", help="ONNX file to write (default: RUN_DIR/<model>[_<direction>][_<precision>].onnx)")
     p.add_argument("--best", action="store_true", help="export the run's best-validation checkpoint (best.pt)")
-    p.add_argument("--fp16", action="store_true", help="half-precision weights and arithmetic (I/O stays float32)")
+    p.add_argument("--precision", choices=list(ep.PRECISIONS),
+                   help="fp32 (default); fp16: half-precision weights and arithmetic, accuracy-sensitive operators "
+                   "kept in fp32; int8: static QDQ quantisation calibrated on the run's training data. "
+                   "I/O stays float32")
+    p.add_argument("--fp16", action="store_true", help="the same as --precision fp16")
+    p.add_argument("--calibration", type=int, default=ep.DEFAULT_CALIBRATION,
+                   help=f"int8: calibration inputs (training images or generated z; default {ep.DEFAULT_CALIBRATION})")
+    p.add_argument("--min-psnr", type=float, help="refuse the export below this PSNR (dB) against fp32 PyTorch on "
+                   "held-back inputs (default: " + ", ".join(f"{k} {v:g}" for k, v in ep.MIN_PSNR.items()) + ")")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     p.add_argument("--label-dtype", choices=["int64", "int32"], default="int64",
                    help="dtype of the conditional model's label input (int32 for WebGPU runtimes)")
@@ -310,7 +378,10 @@ def main(argv=None):
     json_out = writable_file(args.json, "--json") if args.json else None
     if args.opset < 18:
         raise CondganError(f"--opset {args.opset} is too old for torch's exporter; use 18 or newer")
+    if args.fp16 and args.precision not in (None, "fp16"):
+        raise CondganError(f"--fp16 and --precision {args.precision} disagree; give one of them")
     report = export_run(args.run, args.out, best=args.best, fp16=args.fp16, opset=args.opset,
+                        precision=args.precision, calibration=args.calibration, min_psnr=args.min_psnr,
                         label_dtype=args.label_dtype, direction=args.direction,
                         dropout_at_inference=args.dropout_at_inference, check=not args.no_check)
     print(format_report(report))

@@ -146,10 +146,11 @@ def test_int32_labels_and_fp16(tmp_path):
     s = _session(report["path"])
     assert [i.type for i in s.get_inputs()] == ["tensor(float)", "tensor(int32)"]
     assert s.get_outputs()[0].type == "tensor(float)"
-    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
-    initializers = onnx.load(report["path"]).graph.initializer
-    weights = [t for t in initializers if t.data_type in floats and "." in t.name]  # the module's parameters
+    graph = onnx.load(report["path"]).graph
+    conv_inputs = {i for n in graph.node if n.op_type in ("Conv", "ConvTranspose", "Gemm") for i in n.input[1:]}
+    weights = [t for t in graph.initializer if t.name in conv_inputs]  # the layers' weights and biases
     assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights)
+    assert report["kept_fp32"] == ["BatchNormalization", "Resize"]  # kept in fp32, with Casts around them
     assert report["bytes"] < r32["bytes"]
     worst = max(p["max_abs_diff"] for p in report["parity"])
     assert 0 < worst <= 5e-2 and report["tolerance"] == 5e-2
@@ -202,3 +203,47 @@ def test_cli_exports_a_trained_run_next_to_it(tmp_path, tiny_args, capsys):
     with pytest.raises(SystemExit) as e:
         export.main([str(tmp_path / "nowhere")])
     assert e.value.code == 2 and "neither a checkpoint file nor a run directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["cgan", "cyclegan"])
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_reduced_precision_reports_psnr_and_keeps_float32_io(tmp_path, name, precision):
+    model = _perturb({"cgan": tiny_cgan, "cyclegan": tiny_cyclegan}[name]())
+    report = export.export_model(model, tmp_path / "m.onnx", precision=precision, calibration=8)
+    s = _session(report["path"])
+    assert all(i.type in ("tensor(float)", "tensor(int64)") for i in s.get_inputs())
+    assert s.get_outputs()[0].type == "tensor(float)" and report["metadata"]["condgan.precision"] == precision
+    held = report["held_back"]
+    assert held["inputs"] == 8 and held["min_psnr"] == export.ep.MIN_PSNR[precision] and held["psnr"] >= held["min_psnr"]
+    ops = {n.op_type for n in onnx.load(report["path"]).graph.node}
+    if precision == "int8":
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops and report["calibration"].startswith("8 ")
+    elif name == "cyclegan":
+        assert report["kept_fp32"] == ["InstanceNormalization"]
+    text = export.format_report(report)
+    assert "held-back inputs" in text and "PSNR" in text
+
+
+def test_low_psnr_is_refused_in_one_sentence(tmp_path):
+    with pytest.raises(export.CondganError, match=r"reaches only .* dB PSNR .* below --min-psnr 200") as e:
+        export.export_model(_perturb(tiny_cyclegan()), tmp_path / "m.onnx", precision="int8", calibration=4,
+                            min_psnr=200)
+    assert "\n" not in str(e.value) and not (tmp_path / "m.onnx").exists()
+    with pytest.raises(export.CondganError, match="--precision"):
+        export.export_model(tiny_cgan(), tmp_path / "x.onnx", precision="int4")
+
+
+def test_int8_from_a_run_calibrates_on_its_training_images(tmp_path, capsys):
+    from condgan import train
+    from condgan.models.pix2pix import Pix2Pix
+    run = tmp_path / "run"
+    assert train.main(["--model", "pix2pix", *Pix2Pix.smoke_flags, "--max-steps", "1", "--no-progress",
+                       "--workers", "0", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert export.main([str(run), "--precision", "int8", "--calibration", "3", "--min-psnr", "10"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {run / 'pix2pix_AtoB_int8.onnx'}" in printed
+    assert "int8 calibration: 3 training images" in printed and "on 1 held-back inputs (training images): PSNR" in printed
+    with pytest.raises(SystemExit) as e:
+        export.main([str(run), "--fp16", "--precision", "int8"])
+    assert e.value.code != 0 and "disagree" in capsys.readouterr().err
