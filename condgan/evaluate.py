@@ -77,11 +77,13 @@ def _report_unpaired(res: dict, cfg) -> list[str]:
         if res.get(f"l1{key}") is not None:
             lines.append(f"against the true pairs {name} ({res[f'paired_n{key}']} with matching names): "
                          f"L1 {res[f'l1{key}']:.4f}, PSNR {res[f'psnr{key}']:.2f} dB")
-    if res.get("fid_a_to_b") is None:
+    ways = [(key, name) for key, name in (("_a_to_b", "A->B"), ("_b_to_a", "B->A"))
+            if res.get(f"fid{key}") is not None]  # CUT translates one way only
+    if not ways:
         lines.append(f"FID   not computed: {res['inception_note']}")
     else:
-        lines.append(f"FID   A->B {res['fid_a_to_b']:.2f}   B->A {res['fid_b_to_a']:.2f}   KID   A->B "
-                     f"{res['kid_a_to_b']:.5f}   B->A {res['kid_b_to_a']:.5f}")
+        lines.append("FID   " + "   ".join(f"{name} {res[f'fid{key}']:.2f}" for key, name in ways) + "   KID   "
+                     + "   ".join(f"{name} {res[f'kid{key}']:.5f}" for key, name in ways))
     return lines
 
 

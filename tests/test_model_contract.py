@@ -101,7 +101,7 @@ def test_an_incomplete_model_is_refused_in_one_sentence(capsys):
 
 
 def test_registering_a_class_by_path_and_the_unknown_name():
-    with pytest.raises(CondganError, match="unknown model 'nope'; available: cgan, cyclegan, pix2pix"):
+    with pytest.raises(CondganError, match="unknown model 'nope'; available: cgan, cut, cyclegan, pix2pix"):
         models.model_class("nope")
     models.register("pix2pix-again", "condgan.models.pix2pix:Pix2Pix")
     try:

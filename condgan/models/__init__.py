@@ -16,6 +16,7 @@ REGISTRY: dict[str, str | type] = {
     "cgan": "condgan.models.cgan:CGAN",
     "pix2pix": "condgan.models.pix2pix:Pix2Pix",
     "cyclegan": "condgan.models.cyclegan:CycleGAN",
+    "cut": "condgan.models.cut:CUT",
 }
 _checked: dict[str, type] = {}
 
