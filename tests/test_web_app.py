@@ -324,3 +324,61 @@ def test_bad_model_shows_error(page, data_dir, name, message):
     assert message in text
     assert page.evaluate("window.condganResult") is None
     assert page.is_hidden("#conditional") and page.is_hidden("#translation")
+
+
+def test_translation_in_tiles_matches_python_tiling(page, data_dir):
+    import sys
+    sys.path.insert(0, str(WEB.parent / "python"))
+    import condgan_runtime as cr
+    rng = np.random.default_rng(4)
+    big = np.clip(rng.normal(128, 40, (150, 200, 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(big).save(data_dir / "big.png")
+    page.goto(page.base + "?model=_data/p2p.onnx&image=_data/big.png&tile=100&overlap=16")
+    res = wait_run(page, 1)
+    assert res["tiles"] == 4 and (res["width"], res["height"]) == (200, 150)  # 100 -> 128, the U-Net's multiple
+    assert page.evaluate("window.condganTileProgress") == {"done": 4, "total": 4}
+    expected = cr.load(data_dir / "p2p.onnx").translate_tiled(big, 100, 16).astype(np.int16)
+    out = canvas_rgba(page, "output-canvas").astype(np.int16)
+    diff = np.abs(out[..., :3] - expected)
+    assert expected.std() > 5 and diff.max() <= 2 and diff.mean() < 0.05, diff.max()
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+@pytest.mark.parametrize("kind", ["cgan", "p2p"])
+def test_reduced_precision_exports_run_in_the_page(page, data_dir, precision, kind):
+    """onnxruntime-web (WASM) runs fp16 and int8 (QDQ) exports and draws what onnxruntime in Python does."""
+    import torch
+
+    from condgan import models
+    from condgan.data import DataInfo
+    from condgan.export import export_model
+    from condgan.models.cgan import CGANConfig
+    from condgan.models.pix2pix import Pix2PixConfig
+    torch.manual_seed(0)
+    if kind == "cgan":
+        info = DataInfo(kind="labelled", name="digits", channels=1, height=28, width=28, num_classes=10,
+                        class_names=[str(i) for i in range(10)])
+        model = contrasty(models.build(CGANConfig(g_width=8, d_width=8, latent_dim=8, embed_dim=4), info).eval())
+    else:
+        info = DataInfo(kind="paired", name="x", channels=3, height=64, width=64, in_channels=3)
+        model = contrasty(models.build(Pix2PixConfig(generator="unet_128", g_width=8, d_width=8), info).eval())
+    name = f"{kind}_{precision}.onnx"
+    export_model(model, data_dir / name, precision=precision, calibration=4, check=False)
+    if kind == "cgan":
+        page.goto(page.base + f"?model=_data/{name}&seed=7&n=3&label=2")
+        res = wait_run(page, 1)
+        z = np.array(page.evaluate("window.condganLastZ"), np.float32).reshape(3, 8)
+        y = ort.InferenceSession(str(data_dir / name)).run(None, {"z": z, "label": np.full(3, 2, np.int64)})[0]
+        grid = canvas_rgba(page, "grid-canvas")[..., 0].astype(np.int16)
+        cols, pad = res["cols"], res["pad"]
+        got = np.stack([grid[pad + (i // cols) * (28 + pad):][:28, pad + (i % cols) * (28 + pad):][:, :28]
+                        for i in range(3)])
+        diff = np.abs(got - to_u8(y[:, 0]))
+    else:
+        page.goto(page.base + f"?model=_data/{name}&image=_data/in.png")
+        res = wait_run(page, 1)
+        src = np.asarray(Image.open(data_dir / "in.png").convert("RGB"))
+        x = (src.astype(np.float32) / 127.5 - 1).transpose(2, 0, 1)[None]
+        y = ort.InferenceSession(str(data_dir / name)).run(None, {"image": x})[0]
+        diff = np.abs(canvas_rgba(page, "output-canvas")[..., :3].astype(np.int16) - to_u8(y[0]).transpose(1, 2, 0))
+    assert res["backend"] == "wasm" and diff.max() <= 3, diff.max()

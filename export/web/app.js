@@ -2,12 +2,18 @@
 // Query parameters: ?model=URL  ?image=URL  ?backend=auto|wasm|webgpu  ?seed=N  ?n=N  ?label=INDEX|all
 // For tests: window.condganResult (after each run), window.condganLastZ (conditional runs),
 // window.condganMetadata, window.condganError, and <body data-state="...">.
-import { OnnxFormatError, chwToPixels, gridLayout, normalNoise, pixelsToCHW, readOnnxMetadata } from './lib.mjs';
+import {
+  OnnxFormatError, axisTiles, chwToPixels, gridLayout, normalNoise, pixelsToCHW, rampWindow, readOnnxMetadata, roundTile,
+} from './lib.mjs';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const PAD = 2; // pixels between grid tiles
 const MAX_SAMPLES = 64;
+// Tiled translation (?tile=N forces it; ?overlap=N, ?maxPixels=N): images above maxPixels go tile by tile.
+const TILE = Number(params.get('tile')) || 512;
+const OVERLAP = params.has('overlap') ? Number(params.get('overlap')) : 64;
+const MAX_PIXELS = params.has('maxPixels') ? Number(params.get('maxPixels')) : 2048 * 2048;
 
 let ort = null;
 const state = {
@@ -140,6 +146,7 @@ function parseMeta(bytes, name) {
     meta.classNames = names.map(String);
   } else {
     meta.inChannels = intProp(props, 'condgan.in_channels');
+    meta.tileMultiple = 'condgan.tile_multiple' in props ? intProp(props, 'condgan.tile_multiple') : 1;
     if (meta.inChannels > 4) {
       throw new UserError(`this model takes ${meta.inChannels}-channel inputs; the page can only feed images (1-4 channels)`);
     }
@@ -354,13 +361,11 @@ async function translate() {
     ictx.clearRect(0, 0, W, H);
     ictx.drawImage(bitmap, 0, 0);
     const pixels = ictx.getImageData(0, 0, W, H).data;
-    const x = pixelsToCHW(pixels, W, H, meta.inChannels);
-    status(`Translating ${name} (${W}×${H})…`);
+    const tiled = params.has('tile') || (MAX_PIXELS > 0 && W * H > MAX_PIXELS);
     const t0 = performance.now();
-    const out = await state.session.run({ image: new ort.Tensor('float32', x, [1, meta.inChannels, H, W]) });
+    const y = tiled ? await translateTiled(pixels, W, H, meta, name) : await runTranslation(
+      pixelsToCHW(pixels, W, H, meta.inChannels), W, H, meta, `Translating ${name} (${W}×${H})…`);
     const ms = performance.now() - t0;
-    const y = out.translated || out[state.session.outputNames[0]];
-    if (y.type !== 'float32') throw new UserError(`expected a float32 output, got ${y.type}`);
     const [, c, h, w] = y.dims;
     const outCanvas = $('output-canvas');
     outCanvas.width = w;
@@ -374,6 +379,7 @@ async function translate() {
     window.condganResult = {
       run: state.runs, backend: state.backend, kind: 'translation', model: meta.model,
       width: w, height: h, inputWidth: W, inputHeight: H, inChannels: meta.inChannels, channels: c, ms,
+      tiles: y.tiles || 0,
     };
     const note = c > 4 || c === 0 ? ` (showing channel 0 of ${c})` : '';
     status(`Translated ${name} (${W}×${H}) in ${ms.toFixed(1)} ms on ${state.backend}${note}.`);
@@ -384,6 +390,62 @@ async function translate() {
     state.busy = false;
     setBusy(false);
   }
+}
+
+async function runTranslation(x, w, h, meta, message) {
+  status(message);
+  const out = await state.session.run({ image: new ort.Tensor('float32', x, [1, meta.inChannels, h, w]) });
+  const y = out.translated || out[state.session.outputNames[0]];
+  if (y.type !== 'float32') throw new UserError(`expected a float32 output, got ${y.type}`);
+  return y;
+}
+
+// Overlapping tiles, one session call each, accumulated with their windows into one CHW array.
+async function translateTiled(pixels, W, H, meta, name) {
+  const tile = roundTile(TILE, meta.tileMultiple);
+  const rows = axisTiles(H, tile, OVERLAP);
+  const cols = axisTiles(W, tile, OVERLAP);
+  const total = rows.length * cols.length;
+  let acc = null;
+  let c = 0;
+  let done = 0;
+  for (const r of rows) {
+    const wy = rampWindow(r);
+    for (const q of cols) {
+      const wx = rampWindow(q);
+      const sub = new Uint8ClampedArray(4 * r.size * q.size);
+      for (let y = 0; y < r.size; y++) {
+        const from = 4 * ((r.start + y) * W + q.start);
+        sub.set(pixels.subarray(from, from + 4 * q.size), 4 * y * q.size);
+      }
+      const x = pixelsToCHW(sub, q.size, r.size, meta.inChannels);
+      const y = await runTranslation(x, q.size, r.size, meta,
+        `Translating ${name} (${W}×${H}): tile ${done + 1} of ${total}…`);
+      c = y.dims[1];
+      if (!acc) acc = new Float32Array(c * H * W);
+      const d = y.data;
+      for (let ch = 0; ch < c; ch++) {
+        for (let yy = 0; yy < r.size; yy++) {
+          const base = ch * H * W + (r.start + yy) * W + q.start;
+          const src = (ch * r.size + yy) * q.size;
+          for (let xx = 0; xx < q.size; xx++) acc[base + xx] += d[src + xx] * wy[yy] * wx[xx];
+        }
+      }
+      done += 1;
+      window.condganTileProgress = { done, total };
+    }
+  }
+  const rowSum = new Float32Array(H);
+  const colSum = new Float32Array(W);
+  for (const r of rows) rampWindow(r).forEach((v, i) => { rowSum[r.start + i] += v; });
+  for (const q of cols) rampWindow(q).forEach((v, i) => { colSum[q.start + i] += v; });
+  for (let ch = 0; ch < c; ch++) {
+    for (let yy = 0; yy < H; yy++) {
+      const base = ch * H * W + yy * W;
+      for (let xx = 0; xx < W; xx++) acc[base + xx] /= rowSum[yy] * colSum[xx];
+    }
+  }
+  return { data: acc, dims: [1, c, H, W], type: 'float32', tiles: total };
 }
 
 // Display size of the translation canvases (CSS only; their pixels stay 1:1 with the model's).

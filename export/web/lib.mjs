@@ -187,3 +187,42 @@ export function gridLayout(n, rowsPerClass) {
   const cols = Math.ceil(Math.sqrt(n));
   return { rows: Math.ceil(n / cols), cols };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Tiled translation, the same plan as condgan.tiling and condgan_runtime.tiling (Python): equal
+// tiles spread evenly along each axis, overlapping by at least `overlap` (at most a third of the
+// tile); each tile weighted by a separable window that is 1 inside, a sin² ramp `overlap` pixels
+// long centred in every overlap with a neighbour, 0 beyond it; the weighted sum over tiles is
+// divided by the summed weights (rows x columns, separable).
+// ---------------------------------------------------------------------------------------------
+
+export function roundTile(tile, multiple) {
+  return Math.ceil(tile / multiple) * multiple;
+}
+
+/** [{start, size, before, after, ramp}] of the tiles along one axis of `length` pixels. */
+export function axisTiles(length, tile, overlap) {
+  if (length <= tile) return [{ start: 0, size: length, before: 0, after: 0, ramp: 0 }];
+  const ramp = Math.max(0, Math.min(overlap, Math.floor(tile / 3)));
+  const n = Math.ceil((length - ramp) / (tile - ramp));
+  const starts = Array.from({ length: n }, (_, i) => Math.floor((i * (length - tile)) / (n - 1)));
+  const shared = [0, ...starts.slice(1).map((s, i) => starts[i] + tile - s), 0];
+  return starts.map((start, i) => ({ start, size: tile, before: shared[i], after: shared[i + 1], ramp }));
+}
+
+/** The 1-D window of one tile (Float32Array of t.size weights). */
+export function rampWindow(t) {
+  const w = new Float64Array(t.size).fill(1);
+  const k = (i) => (0.5 * Math.PI * (i + 0.5)) / Math.max(t.ramp, 1);
+  if (t.before) {
+    const lo = Math.floor((t.before - t.ramp) / 2);
+    for (let i = 0; i < lo; i++) w[i] = 0;
+    for (let i = 0; i < t.ramp; i++) w[lo + i] = Math.sin(k(i)) ** 2;
+  }
+  if (t.after) {
+    const hi = t.size - t.after + Math.floor((t.after - t.ramp) / 2);
+    for (let i = 0; i < t.ramp; i++) w[hi + i] *= Math.cos(k(i)) ** 2;
+    for (let i = hi + t.ramp; i < t.size; i++) w[i] = 0;
+  }
+  return Float32Array.from(w);
+}
