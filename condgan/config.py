@@ -85,12 +85,15 @@ class TrainConfig:
     seed: int = opt(0, "random seed (same seed, same data order and weights on CPU)", at_least=0,
                     at_most=2**32 - 1)
     device: str = opt("auto", "auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps", resumable=True)
-    amp: str = opt("auto", "mixed precision: auto = bf16 on CUDA GPUs that have it (else fp16 + GradScaler), "
-                   "and bf16 for pix2pix/CycleGAN on CPUs with AMX; off = fp32",
+    amp: str = opt("auto", "mixed precision: auto = bf16 on CUDA GPUs that have it (else fp16 + GradScaler); "
+                   "on CPU measured once per machine and cached (condgan.probe): the faster of fp32 and, for "
+                   "models validated in bf16 (pix2pix, CycleGAN) on CPUs with bf16 instructions (avx512_bf16, "
+                   "AMX), bf16; CONDGAN_PROBE=0: bf16 there only with AMX; off = fp32",
                    choices=["auto", "off", "bf16", "fp16"], resumable=True)
-    channels_last: bool = opt(True, "channels-last memory layout for images and conv weights (faster "
-                              "convolutions on recent GPUs, and on CPU for the models where it measured "
-                              "faster: cgan yes, pix2pix no)", resumable=True)
+    channels_last: bool = opt(True, "channels-last memory layout for images and conv weights: on GPUs; on CPU "
+                              "where the probe measures it faster (CONDGAN_PROBE=0: for the models where it "
+                              "measured faster, cgan yes, pix2pix no); --no-channels-last: NCHW everywhere",
+                              resumable=True)
     compile: bool = opt(False, "torch.compile the nets (slower start; pays off on long GPU runs; "
                         "measure with python -m condgan.bench)", resumable=True)
     workers: int = opt(-1, "data-loading worker processes (-1: automatic)", resumable=True, at_least=-1,

@@ -4,6 +4,9 @@ Inference commands import this, not the training loop.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
+from dataclasses import dataclass
+
 import torch
 
 from .errors import CondganError
@@ -65,3 +68,43 @@ def memory_layout(channels_last: bool, device: torch.device, channels_last_on_cp
 def precision_text(dtype) -> str:
     """The device line's precision part: ", bf16 mixed precision" or "" for full precision."""
     return {torch.bfloat16: ", bf16 mixed precision", torch.float16: ", fp16 mixed precision"}.get(dtype, "")
+
+
+DTYPE_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One concrete precision and memory layout a training step or a generator forward runs in, and why
+    it was chosen (`how`: empty for the fixed rule, else e.g. "probed: ...", shown in the device line)."""
+
+    dtype: torch.dtype | None = None
+    channels_last: bool = False
+    how: str = ""
+
+    @property
+    def layout(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    @property
+    def name(self) -> str:
+        """e.g. "bf16 channels-last", "fp32 NCHW"."""
+        return f"{DTYPE_NAMES[self.dtype]} {'channels-last' if self.channels_last else 'NCHW'}"
+
+    def text(self) -> str:
+        """The device line's part, e.g. ", bf16 mixed precision, channels-last (probed: ...)"."""
+        return (precision_text(self.dtype) + (", channels-last" if self.channels_last else "")
+                + (f" ({self.how})" if self.how else ""))
+
+
+def rule(amp: str, channels_last: bool, device: torch.device, bf16_on_cpu: bool = False,
+         channels_last_on_cpu: bool = True) -> Setting:
+    """The fixed rule (no measurement): amp_dtype and memory_layout above."""
+    layout = memory_layout(channels_last, device, channels_last_on_cpu)
+    return Setting(amp_dtype(amp, device, bf16_on_cpu), layout == torch.channels_last)
+
+
+def autocast(device: torch.device, dtype):
+    """Autocast to `dtype` on `device`'s type, or nothing for full precision."""
+    return torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()

@@ -8,6 +8,8 @@ distributed wrapper use it directly:
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 from contextlib import nullcontext
 
 import torch
@@ -19,11 +21,13 @@ from . import device as device_lib
 class StepRunner:
     ddp = None  # distributed.DDPNets when several ranks train
 
-    def __init__(self, cfg, model, device: torch.device):
+    def __init__(self, cfg, model, device: torch.device, setting: device_lib.Setting | None = None):
+        """`setting`: the precision and layout to run in (condgan.probe's choice); default: the fixed rule."""
         self.cfg, self.model, self.device = cfg, model, torch.device(device)
         self.model.to(self.device)
-        self.amp = device_lib.amp_dtype(cfg.amp, self.device, model.bf16_on_cpu)
-        self.layout = device_lib.memory_layout(cfg.channels_last, self.device, model.channels_last_on_cpu)
+        self.setting = setting or device_lib.rule(cfg.amp, cfg.channels_last, self.device, model.bf16_on_cpu,
+                                                  model.channels_last_on_cpu)
+        self.amp, self.layout = self.setting.dtype, self.setting.layout
         self.model.to(memory_format=self.layout)
         self.augmentations = augment.install(model, augment.parse_policy(cfg.diffaug))
         if self.device.type == "cuda":  # training crops have one size, so cuDNN's autotuning pays off
@@ -52,7 +56,7 @@ class StepRunner:
         return {k: move(v) for k, v in batch.items()}
 
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp) if self.amp else nullcontext()
+        return device_lib.autocast(self.device, self.amp)
 
     def run_phase(self, phase: str, batch: dict) -> dict:
         """One phase: the model's losses, backward, optimizer step; returns the losses."""
@@ -69,3 +73,37 @@ class StepRunner:
     def train_step(self, batch: dict, batch_index: int = 0) -> dict[str, dict]:
         """Every phase the model runs on the batch with this index; {phase: losses}."""
         return {phase: self.run_phase(phase, batch) for phase in self.model.phases(batch_index)}
+
+
+def probe_timer(cfg, model, device, batch: dict, clock=None, budget_s: float = 2.0):
+    """For condgan.probe: time_one(setting) -> seconds per training step of a copy of `model` (its weights,
+    optimizers and buffers untouched) on `batch` in that setting, eager (--compile is not probed)."""
+    from . import probe
+
+    def time_one(setting):
+        runner = StepRunner(dataclasses.replace(cfg, compile=False), copy.deepcopy(model), device, setting)
+        on_device = runner.to_device(batch)
+        return probe.seconds_per_call(lambda: runner.train_step(on_device), clock=clock, budget_s=budget_s)
+    return time_one
+
+
+def probed_setting(cfg, model, device, dataset, clock=None, budget_s: float = 2.0, **inject) -> device_lib.Setting:
+    """The precision and layout to train `model` in here: condgan.probe's measured choice on CPU (one batch
+    of `dataset`, the run's batch size), the fixed rule on GPUs. RNG states are left as they were."""
+    from torch.utils.data import DataLoader
+
+    from . import checkpoint as ckpt_io
+    from . import probe
+    from .data.tensors import collate
+
+    device = torch.device(device)
+    state = ckpt_io.rng_state()
+    try:
+        batch = next(iter(DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=collate)))
+        images = [v for v in batch.values() if torch.is_tensor(v) and v.ndim == 4]
+        key = {"mode": "train", "model": cfg.model, "parameters": sum(p.numel() for p in model.parameters()),
+               "size": list(images[0].shape[-2:]) if images else [], "batch": cfg.batch_size}
+        return probe.decide(cfg.amp, cfg.channels_last, device, type(model), key,
+                            probe_timer(cfg, model, device, batch, clock, budget_s), **inject)
+    finally:
+        ckpt_io.set_rng_state(state)

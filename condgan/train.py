@@ -22,9 +22,10 @@ from . import data as data_lib
 from . import distributed, models, quality
 from .cli import command, writable_dir
 from .config import build_parser, flag_name, from_dict, load_json, print_config
-from .device import pick_device, precision_text
+from .device import pick_device
 from .errors import CondganError
 from .run_folder import RunLock
+from .step import probed_setting
 from .trainer import Trainer
 
 
@@ -158,14 +159,16 @@ def _run(cfg, resume, run_dir, show_config) -> dict:
     if main_rank:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_json(run_dir / "config.json", cfg.to_dict())
-    trainer = Trainer(cfg, model, dataset, info, run_dir, device, val_dataset)
+    # measured once per machine on CPU (condgan.probe); ranks of a distributed run keep the fixed rule alike
+    setting = None if distributed.requested() else probed_setting(cfg, model, device, dataset)
+    trainer = Trainer(cfg, model, dataset, info, run_dir, device, val_dataset, setting)
     n_params = {k: sum(p.numel() for p in net.parameters()) for k, net in model.named_children()
                 if k.startswith(("G", "D")) and any(True for _ in net.parameters())}
     ranks = (f" x {trainer.world} ranks (global batch {cfg.batch_size * trainer.world})"
              if trainer.world > 1 else "")
     if main_rank:
         print(f"run directory: {run_dir}\ndata: {info.name}, {data_lib.describe(info, dataset, val_dataset)}\n"
-              f"device: {device}{precision_text(trainer.amp)}{ranks}  parameters: "
+              f"device: {device}{trainer.setting.text()}{ranks}  parameters: "
               + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in n_params.items())
               + f"\nsteps: {trainer.total_steps} ({trainer.steps_per_epoch} per epoch)", flush=True)
     summary = trainer.fit(resume)

@@ -42,7 +42,8 @@ class _NoWriter:
 class Trainer(StepRunner):
     """Data, schedule, logging, sample grids, validation and checkpoints around the StepRunner's steps."""
 
-    def __init__(self, cfg, model, dataset, info, run_dir: Path, device: torch.device, val_dataset=None):
+    def __init__(self, cfg, model, dataset, info, run_dir: Path, device: torch.device, val_dataset=None,
+                 setting=None):
         self.dataset, self.info, self.val_dataset = dataset, info, val_dataset
         self.run_dir = Path(run_dir)
         self.rank, self.world = distributed.rank(), distributed.world_size()
@@ -50,7 +51,7 @@ class Trainer(StepRunner):
         distributed.check_same_config(cfg)
         if self.world > 1:
             distributed.sync_batchnorm(model, device)
-        super().__init__(cfg, model, device)
+        super().__init__(cfg, model, device, setting)  # setting: condgan.step.probed_setting's choice
         self.sampler = EpochBatches(len(dataset), cfg.batch_size, cfg.seed, rank=self.rank, world=self.world)
         if self.sampler.batches_per_epoch() == 0:
             ranks = f" x {self.world} ranks" if self.world > 1 else ""

@@ -22,10 +22,10 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt_io
-from . import models, tiling
+from . import models, probe, tiling
 from .cli import Parser, command, positive, writable_dir
 from .data.paired import IMAGE_SUFFIXES, read, to_tensor
-from .device import pick_device
+from .device import autocast, pick_device
 from .errors import CondganError, DataError
 from .nets import junyanz
 
@@ -162,6 +162,16 @@ def translate_files(model, files: list[Path], out: Path, batch_size: int = 8, al
     return [outputs[f] for f in files]
 
 
+def _probe_shape(model, direction, files: list[Path], args) -> tuple[tuple[int, int], int]:
+    """The (H, W) and batch size of the generator calls to probe: the first input's, or its tiles'."""
+    cin, cout = model.io_channels(direction)
+    h, w = load_pair(files[0], cin, cout, args.aligned, direction == "BtoA")[0].shape[:2]
+    if args.tile or (args.max_pixels and h * w > args.max_pixels):
+        side = args.tile or tiling.DEFAULT_TILE
+        return (min(h, side), min(w, side)), args.tile_batch
+    return (h, w), min(args.batch_size, len(files))
+
+
 @command
 def main(argv=None):
     p = Parser(prog="condgan.translate", description=__doc__.splitlines()[0])
@@ -186,8 +196,12 @@ def main(argv=None):
     p.add_argument("--no-html", action="store_true", help="skip the index.html page")
     p.add_argument("--reference-test-mode", action="store_true",
                    help="run the generator as the reference implementation's test.py does without --eval: "
-                   "train mode (dropout on, batch norm on each image's own statistics), one image at a time")
+                   "train mode (dropout on, batch norm on each image's own statistics), one image at a time, fp32")
     p.add_argument("--device", default="auto")
+    p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16"],
+                   help="precision of the generator: auto = measured once per machine on CPU (condgan.probe: bf16 "
+                   "only where the CPU has bf16 instructions and the model was validated in bf16, and where it "
+                   "measured faster; also the layout), fp32 on GPUs; off = fp32. Exported ONNX stays fp32")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(sys.argv[1:] if argv is None else [str(a) for a in argv])
     positive("--batch-size", args.batch_size, 4096)
@@ -204,12 +218,15 @@ def main(argv=None):
     if args.reference_test_mode:  # whole images one by one: batch statistics are each image's own
         if args.tile:
             raise CondganError("--reference-test-mode translates whole images; drop --tile")
-        args.batch_size, args.max_pixels = 1, 0
+        args.batch_size, args.max_pixels, args.amp = 1, 0, "off"
         junyanz.reference_test_mode(model)
     files = list_inputs(Path(args.input))
-    translate_files(model, files, out, args.batch_size, args.aligned, not args.no_html, not args.no_progress,
-                    title=f"{cfg.model} {direction}: {args.run}", direction=direction, tile=args.tile,
-                    tile_overlap=args.tile_overlap, tile_batch=args.tile_batch, max_pixels=args.max_pixels)
+    setting = probe.for_translation(model, args.amp, direction, *_probe_shape(model, direction, files, args))
+    print(f"device: {device}{setting.text()}", flush=True)
+    with autocast(device, setting.dtype):
+        translate_files(model, files, out, args.batch_size, args.aligned, not args.no_html, not args.no_progress,
+                        title=f"{cfg.model} {direction}: {args.run}", direction=direction, tile=args.tile,
+                        tile_overlap=args.tile_overlap, tile_batch=args.tile_batch, max_pixels=args.max_pixels)
     page = "" if args.no_html else f"; side by side: {out / 'index.html'}"
     print(f"translated {len(files)} image(s) into {out}{page}")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from condgan import bench
 
@@ -12,10 +13,17 @@ def test_bench_cli_times_ours_and_the_reference_on_the_same_model(tmp_path, caps
     monkeypatch.setattr(bench, "cpu_has_bf16_units", lambda: False)  # the default set without AMX
     out = tmp_path / "bench.json"
     assert bench.main(["cyclegan", "--size", "32", "--rounds", "1", "--steps", "1", "--device", "cpu",
-                       "--modes", "train", "infer", "--json", str(out)]) == 0
+                       "--modes", "train", "infer", "--matmul-size", "128", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "same model: max |G_ours - G_reference| = 0.00e+00" in printed
-    rows = json.loads(out.read_text())["rows"]
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    assert list(result["matmul_rate"]) == ["fp32"] and result["matmul_rate"]["fp32"] > 0  # the roofline
+    assert result["step_flops"]["train"] > 3 * result["step_flops"]["infer"] > 0
+    for r in rows:
+        assert r["flop_per_s"] == pytest.approx(r["images_per_s"] * result["step_flops"][r["mode"]])
+        assert r["share_of_matmul_rate"] == pytest.approx(r["flop_per_s"] / result["matmul_rate"]["fp32"])
+    assert "| GFLOP/s | share of matmul rate |" in printed and "dense matmul rate (roofline), 128x128" in printed
     assert {(r["mode"], r["implementation"]) for r in rows} == {
         (m, v) for m in ("train", "infer") for v in ("reference (eager fp32)", "condgan")}
     assert all(r["images_per_s"] > 0 for r in rows)
@@ -27,9 +35,12 @@ def test_bench_adds_bf16_on_cpus_with_amx_for_the_translation_models(tmp_path, c
     monkeypatch.setattr(bench, "cpu_has_bf16_units", lambda: True)
     out = tmp_path / "bench.json"
     assert bench.main(["cyclegan", "--size", "32", "--rounds", "1", "--steps", "1", "--device", "cpu",
-                       "--modes", "train", "--json", str(out)]) == 0
-    rows = json.loads(out.read_text())["rows"]
+                       "--modes", "train", "--matmul-size", "128", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    rows = result["rows"]
     assert [r["implementation"] for r in rows] == ["reference (eager fp32)", "condgan", "condgan, AMP"]
+    assert set(result["matmul_rate"]) == {"fp32", "bf16"}  # the AMP row is judged against the bf16 rate
+    assert rows[2]["share_of_matmul_rate"] == pytest.approx(rows[2]["flop_per_s"] / result["matmul_rate"]["bf16"])
     assert all(r["images_per_s"] > 0 for r in rows)
     assert "| train | 1 | condgan, AMP |" in capsys.readouterr().out
 
@@ -38,3 +49,19 @@ def test_bench_rejects_sizes_the_reference_cannot_take(capsys):
     with pytest.raises(SystemExit) as e:
         bench.main(["pix2pix", "--size", "100"])
     assert e.value.code == 2 and "multiple of 256" in capsys.readouterr().err
+
+
+def test_the_roofline_column_covers_models_without_a_reference(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert bench.main(["cgan", "--rounds", "1", "--steps", "1", "--batch-sizes", "2", "--device", "cpu",
+                       "--matmul-size", "64", "--variants", "condgan", "--modes", "train", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["step_flops"]["train"] > result["step_flops"]["infer"] > 0  # counted on ours
+    assert all(r["share_of_matmul_rate"] > 0 for r in result["rows"])
+    assert "(counted on ours)" in capsys.readouterr().out
+
+
+def test_matmul_rate_is_the_best_of_its_repeats():
+    assert bench.matmul_rate(torch.device("cpu"), torch.float32, n=32, reps=2) > 0
+    assert bench.variant_dtype(bench.AMP, torch.device("cpu")) == "bf16"
+    assert bench.variant_dtype(bench.REFERENCE, torch.device("cpu")) == "fp32"

@@ -19,8 +19,10 @@ included); inference = one generator forward in eval mode under
 torch.inference_mode. Reported: median images/s over rounds and the ratio to
 the reference. The AMP variant is `--amp auto`'s choice on CUDA (bf16, fp16 without it) and bf16 on
 the CPU; it is in the default set on CUDA, and on CPUs with AMX for the models that train in bf16 there
-by default (pix2pix, CycleGAN). On CUDA also the share of the device's matmul rate (bf16 for
-the AMP variant, fp32 otherwise) that the training step reaches.
+by default (pix2pix, CycleGAN). The roofline column: every row's FLOP/s (FLOPs per image of the
+step or forward, counted by torch.utils.flop_counter, times images/s) and its share of the machine's
+dense matmul rate in the variant's dtype (fp32; bf16, or fp16, for AMP), a 2048x2048 matmul timed
+best-of-3 at the start of the run.
 """
 from __future__ import annotations
 
@@ -112,14 +114,26 @@ def reference_on(name: str, device: torch.device):
     return ref
 
 
-def step_flops(name: str, size: int, device: torch.device) -> float:
-    """FLOPs of one reference training step on one image (convolutions and matmuls, as torch counts them)."""
+def step_flops(name: str, size: int, device: torch.device) -> dict[str, float]:
+    """FLOPs per image of one training step and of one generator forward (convolutions and matmuls, as
+    torch.utils.flop_counter counts them): on the reference where there is one, else on ours (2 images)."""
     from torch.utils.flop_counter import FlopCounterMode
-    ref = reference_on(name, device)
-    a, b = torch.randn(2, 1, 3, size, size, device=device)
-    with FlopCounterMode(display=False) as counter:
-        ref.step(a, b)
-    return counter.get_total_flops()
+
+    def count(fn) -> float:
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        return counter.get_total_flops()
+    n = 1 if name in _references() else 2
+    a, b = torch.randn(2, n, 3, max(size, 28), max(size, 28), device=device)
+    if name in _references():
+        ref = reference_on(name, device)
+        g = ref.G if hasattr(ref, "G") else ref.G_A
+        train = count(lambda: ref.step(a, b))
+        with torch.no_grad():
+            return {"train": train, "infer": count(lambda: g.eval()(a))}
+    ours = Ours(name, size, device, False, "off")
+    batch = ours.batch(a, b)
+    return {"train": count(lambda: ours.step(batch)) / n, "infer": count(lambda: ours.infer(batch)) / n}
 
 
 def timed(fn, n: int, device: torch.device) -> float:
@@ -133,11 +147,19 @@ def timed(fn, n: int, device: torch.device) -> float:
     return (time.perf_counter() - t) / n
 
 
-def matmul_rate(device: torch.device, dtype=torch.float32, n: int = 4096) -> float:
-    """FLOP/s of a large square matmul: what the convolutions could reach at best."""
+def matmul_rate(device: torch.device, dtype=torch.float32, n: int = 2048, reps: int = 3) -> float:
+    """FLOP/s of a dense n x n matmul in `dtype`, best of `reps` after one warm-up: the roofline, what
+    the convolutions could reach at best."""
     x = torch.randn(n, n, device=device, dtype=dtype)
     x @ x
-    return 2 * n ** 3 / timed(lambda: x @ x, 5, device)
+    return 2 * n ** 3 / min(timed(lambda: x @ x, 1, device) for _ in range(reps))
+
+
+def variant_dtype(variant: str, device: torch.device) -> str:
+    """The matmul dtype a variant's convolutions run in (what its roofline is measured in)."""
+    if variant != AMP:
+        return "fp32"
+    return "bf16" if device.type == "cpu" or torch.cuda.is_bf16_supported() else "fp16"
 
 
 def worker(args) -> None:
@@ -194,6 +216,7 @@ def main(argv=None):
                    help="default: the reference and condgan (fp32); on CUDA, and on CPUs with AMX, also condgan "
                    "with AMP")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--matmul-size", type=int, default=2048, help="side of the square matmul timed for the roofline")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--mode", default="train", help=argparse.SUPPRESS)
     p.add_argument("--worker-batch", type=int, help=argparse.SUPPRESS)
@@ -203,6 +226,7 @@ def main(argv=None):
     json_out = writable_file(args.json, "--json") if args.json else None
     positive("--rounds", args.rounds, 1000)
     positive("--size", args.size, 4096)
+    positive("--matmul-size", args.matmul_size, 16384)
     for bs in args.batch_sizes or []:
         positive("--batch-sizes", bs, 4096)
     if args.steps < 0:
@@ -223,13 +247,18 @@ def main(argv=None):
     print(f"condgan.bench {args.model}: torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores visible, {torch.get_num_threads()} threads, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if gpu else ""), flush=True)
-    flops = None
     if has_ref:
         diff = check_same_model(args.model, device, args.size)
         print(f"same model: max |G_ours - G_reference| = {diff:.2e} on one {args.size}x{args.size} image", flush=True)
         if diff > 1e-3:
             raise CondganError("our model and the reference disagree; the comparison would be unfair")
-        flops = step_flops(args.model, args.size, device)
+    flops = step_flops(args.model, args.size, device)
+    rates = {}  # the roofline: measured first, before the workers, in every dtype the variants use
+    for dtype in dict.fromkeys(variant_dtype(v, device) for v in variants):
+        rates[dtype] = matmul_rate(device, {"fp32": torch.float32, "bf16": torch.bfloat16,
+                                            "fp16": torch.float16}[dtype], args.matmul_size)
+    print("dense matmul rate (roofline), " + f"{args.matmul_size}x{args.matmul_size}, best of 3: "
+          + ", ".join(f"{d} {r / 1e9:.0f} GFLOP/s" for d, r in rates.items()), flush=True)
     rows = []
     for mode in args.modes:
         for bs in batch_sizes:
@@ -245,21 +274,18 @@ def main(argv=None):
                 t = statistics.median(ts)
                 rows.append({"mode": mode, "batch": bs, "implementation": v, "images_per_s": bs / t,
                              "vs_reference": base / t if base else None})
-    rates = {}
-    if gpu and flops:
-        rates = {"fp32": matmul_rate(device), "bf16": matmul_rate(device, torch.bfloat16)}
-    print("\n| mode | batch | implementation | images/s | vs reference |" + (" share of matmul rate |" if rates else "")
-          + "\n|---|---|---|---|---|" + ("---|" if rates else ""))
+    print("\n| mode | batch | implementation | images/s | vs reference | GFLOP/s | share of matmul rate |"
+          "\n|---|---|---|---|---|---|---|")
     for r in rows:
         ratio = f"{r['vs_reference']:.2f}x" if r["vs_reference"] else "-"
-        line = f"| {r['mode']} | {r['batch']} | {r['implementation']} | {r['images_per_s']:.2f} | {ratio} |"
-        if rates:
-            rate = rates["bf16" if "AMP" in r["implementation"] else "fp32"]
-            r["share_of_matmul_rate"] = r["images_per_s"] * flops / rate if r["mode"] == "train" else None
-            line += f" {r['share_of_matmul_rate']:.0%} |" if r["share_of_matmul_rate"] is not None else " - |"
-        print(line)
-    if flops:
-        print(f"\none training step: {flops / 1e9:.1f} GFLOP per image (counted on the reference)")
+        r["flop_per_s"] = r["images_per_s"] * flops[r["mode"]]
+        r["share_of_matmul_rate"] = r["flop_per_s"] / rates[variant_dtype(r["implementation"], device)]
+        print(f"| {r['mode']} | {r['batch']} | {r['implementation']} | {r['images_per_s']:.2f} | {ratio} | "
+              f"{r['flop_per_s'] / 1e9:.1f} | {r['share_of_matmul_rate']:.0%} |")
+    where = "the reference" if has_ref else "ours"
+    print(f"\none training step: {flops['train'] / 1e9:.2f} GFLOP per image, one generator forward "
+          f"{flops['infer'] / 1e9:.2f} (counted on {where}); share = GFLOP/s / the matmul rate in the "
+          "variant's dtype (fp32; bf16 for AMP)")
     if args.json:
         with atomic_write(json_out) as f:
             f.write(json.dumps({"model": args.model, "device": str(device), "rows": rows, "step_flops": flops,
