@@ -98,7 +98,7 @@ def main() -> None:
     ref = rows.get("cyclegan")
     print(f"\n{args.size}x{args.size}, batch 1, fp32, {args.threads} threads; median of {args.rounds} rounds x "
           f"{args.steps} steps after {args.warmup} warm-up step(s); peak RSS per process")
-    print(f"| model | params | s/step | step rate vs CycleGAN | peak RSS MB | vs CycleGAN | increase MB | vs CycleGAN |")
+    print("| model | params | s/step | step rate vs CycleGAN | peak RSS MB | vs CycleGAN | increase MB | vs CycleGAN |")
     print("|---|---|---|---|---|---|---|---|")
     for m, v in rows.items():
         rate = f"{ref['s_per_step'] / v['s_per_step']:.2f}x" if ref else "-"

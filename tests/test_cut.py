@@ -2,7 +2,6 @@
 direction in translate and evaluate, DDP. Train/resume/export/translate are in tests/test_model_contract.py."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
