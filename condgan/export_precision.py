@@ -10,6 +10,7 @@ calibration did not see: max abs error and PSNR (value range [-1, 1], so peak-to
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import tempfile
@@ -96,10 +97,16 @@ def quantize_int8(fp32_path: Path, out: Path, calibration) -> None:
         raise CondganError("int8 quantisation needs at least one calibration input (--calibration)")
     with tempfile.TemporaryDirectory() as tmp:  # quantize_static writes an augmented model beside its temp files
         os.environ.setdefault("ORT_DISABLE_PROGRESS", "1")
-        quantize_static(str(fp32_path), str(Path(tmp) / "q.onnx"), _Reader(calibration),
-                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        per_channel=True, calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"CalibTensorRangeSymmetric": False})
+        root = logging.getLogger()  # the quantiser logs generic advice and per-tensor notes on the root logger
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            quantize_static(str(fp32_path), str(Path(tmp) / "q.onnx"), _Reader(calibration),
+                            quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, per_channel=True, calibrate_method=CalibrationMethod.MinMax,
+                            extra_options={"CalibTensorRangeSymmetric": False})
+        finally:
+            root.setLevel(level)
         os.replace(Path(tmp) / "q.onnx", out)
 
 
