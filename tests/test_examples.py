@@ -92,3 +92,22 @@ def test_fused_layers_example_runs_on_the_reference_alone():
     proc = _fused_layers_example("--batch", "1", "--size", "4", CONDGAN_OPS="ref")
     assert proc.returncode == 0, proc.stderr
     assert "ran on the PyTorch twin (output (1, 3, 32, 32))" in proc.stdout
+
+
+def test_deploy_reference_checkpoint_converts_translates_and_exports(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_convert import reference, save  # the reference architecture, written from its description
+    ref, size = reference("unet_128", "batch", dropout=False)
+    ckpt = save(ref, tmp_path / "latest_net_G.pth")
+    images = tmp_path / "labels"
+    images.mkdir()
+    Image.new("RGB", (size + 20, size), (40, 90, 200)).save(images / "a.png")
+    out = tmp_path / "deployed"
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "deploy_reference_checkpoint.py"), str(ckpt),
+                           "--netG", "unet_128", "--no-dropout", "--images", str(images), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, CONDGAN_PROBE="0"))
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(out / "translated" / "a.png").size == (size + 20, size)
+    assert (out / "generator.onnx").stat().st_size > 0 and (out / "run" / "checkpoints" / "last.pt").is_file()
+    assert "deployed:" in proc.stdout
