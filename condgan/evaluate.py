@@ -76,7 +76,9 @@ def _report_unpaired(res: dict, cfg) -> list[str]:
             lines.append(f"checkerboard ratio {name} {res[f'checkerboard_ratio{key}']:.2f}")
         if res.get(f"l1{key}") is not None:
             lines.append(f"against the true pairs {name} ({res[f'paired_n{key}']} with matching names): "
-                         f"L1 {res[f'l1{key}']:.4f}, PSNR {res[f'psnr{key}']:.2f} dB")
+                         f"L1 {res[f'l1{key}']:.4f}, PSNR {res[f'psnr{key}']:.2f} dB"
+                         + (f", per-pixel label accuracy {res[f'label_accuracy{key}'] * 100:.2f} %"
+                            if res.get(f"label_accuracy{key}") is not None else ""))
     ways = [(key, name) for key, name in (("_a_to_b", "A->B"), ("_b_to_a", "B->A"))
             if res.get(f"fid{key}") is not None]  # CUT translates one way only
     if not ways:

@@ -30,7 +30,8 @@ from .metrics.classifier import Features, get_classifier
 
 CLASSIFIER_VERSION = "v1"
 #: metrics where higher is better (all others: lower is better), for --select-by and the tables
-HIGHER_IS_BETTER = {"psnr", "ssim", "conditional_accuracy", "label_accuracy"}
+HIGHER_IS_BETTER = {"psnr", "ssim", "conditional_accuracy", "label_accuracy", "label_accuracy_a_to_b",
+                    "label_accuracy_b_to_a"}
 
 
 def better(metric: str, value: float, best: float | None) -> bool:
@@ -180,7 +181,7 @@ def report_unpaired(model, loader, progress: bool = True) -> dict:
     device = model.device
     res = {"n": 0}
     per = {d: (_Inception(device), [], []) for d in model.directions()}
-    truth = {d: {"l1": 0.0, "psnr": 0.0, "n": 0} for d in per}  # items whose file names pair A with B
+    truth = {d: {"l1": 0.0, "psnr": 0.0, "n": 0, "outs": [], "targets": []} for d in per}  # names pair A with B
     for b in tqdm(loader, unit="batch", disable=not progress, desc="evaluate"):
         a, bb = b["A"].to(device), b["B"].to(device)
         paired = torch.as_tensor(b.get("paired", torch.zeros(a.shape[0], dtype=torch.bool))).to(device)
@@ -196,12 +197,20 @@ def report_unpaired(model, loader, progress: bool = True) -> dict:
                 truth[d]["psnr"] += peak_signal_noise_ratio((o + 1) / 2, (t + 1) / 2, data_range=1.0,
                                                             reduction="none", dim=(1, 2, 3)).sum().item()
                 truth[d]["n"] += int(paired.sum())
+                truth[d]["outs"].append(o.cpu())
+                truth[d]["targets"].append(t.cpu())
         res["n"] += a.shape[0]
     for d, t in truth.items():
         key = "_a_to_b" if d == "AtoB" else "_b_to_a"
         res[f"l1{key}"] = t["l1"] / t["n"] if t["n"] else None  # against the true pairs, where names match
         res[f"psnr{key}"] = t["psnr"] / t["n"] if t["n"] else None
         res[f"paired_n{key}"] = t["n"]
+        res[f"label_accuracy{key}"] = None  # per-pixel, where the true targets are label maps (photo -> labels)
+        if t["n"]:
+            outs, targets = torch.cat(t["outs"]), torch.cat(t["targets"])
+            if targets.shape[1] == 3 and image_metrics.looks_like_label_maps(targets):
+                res[f"label_accuracy{key}"] = image_metrics.label_accuracy(outs, targets,
+                                                                           image_metrics.palette_from(targets))
     for d, (inc, outs, reals) in per.items():
         key = "_a_to_b" if d == "AtoB" else "_b_to_a"
         fk = inc.result(key)

@@ -119,3 +119,35 @@ def test_paired_report_on_a_known_model_without_weights():
     want = sum((b["input"] * 0.5 - b["target"]).abs().mean(dim=(1, 2, 3)).sum().item() for b in loader) / 4
     assert res["n"] == 4 and res["l1"] == pytest.approx(want) and res["l1_input_copy"] > 0
     assert res["fid"] is None and res["kid"] is None and "weights" in res["inception_note"]
+
+
+def test_unpaired_report_scores_label_accuracy_where_the_true_targets_are_label_maps():
+    import torch
+
+    palette = torch.tensor([[-1.0, -1.0, 1.0], [1.0, -1.0, -1.0], [-1.0, 1.0, -1.0], [1.0, 1.0, 1.0]])
+    g = torch.Generator().manual_seed(3)
+    blocks = torch.randint(0, 4, (4, 4, 4), generator=g).repeat_interleave(4, 1).repeat_interleave(4, 2)
+    labels = palette[blocks].permute(0, 3, 1, 2)  # flat 4x4-pixel regions of 4 classes: label maps (B)
+    photos = torch.rand(4, 3, 16, 16, generator=g) * 2 - 1  # (A)
+
+    class Known:  # photo -> labels gets 3 of 4 rows right; labels -> photo is noise
+        device = torch.device("cpu")
+
+        def directions(self):
+            return ("AtoB", "BtoA")
+
+        def translate(self, x, direction):
+            if direction == "BtoA":
+                return torch.zeros_like(x)
+            out = labels[: x.shape[0]].clone()
+            out[:, :, :4] = palette[0][:, None, None]  # the first quarter of rows painted one class
+            return out
+
+        def evaluation_extras(self, loader):
+            return {}
+
+    loader = [{"A": photos, "B": labels, "paired": torch.ones(4, dtype=torch.bool)}]
+    res = quality.report_unpaired(Known(), loader, progress=False)
+    painted_right = (labels[:, :, :4] == palette[0][:, None, None]).all(1).float().mean().item()
+    assert res["label_accuracy_a_to_b"] == pytest.approx(0.75 + 0.25 * painted_right, abs=1e-6)
+    assert res["label_accuracy_b_to_a"] is None  # photos are no label maps
