@@ -54,6 +54,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime of every thread
 
 
+def train_for_cpu(cmd: list[str], log: Path, budget_s: float, env: dict | None = None) -> tuple[float, float]:
+    """Run a `condgan.train` command until its process has used budget_s CPU seconds, then SIGINT it (the
+    Trainer checkpoints at the next batch and exits 130). Returns (CPU seconds used, wall seconds)."""
+    t0 = time.time()
+    with log.open("w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env or ENV)
+        used = 0.0
+        while proc.poll() is None:
+            try:
+                used = cpu_seconds(proc.pid)
+            except OSError:
+                break
+            if used >= budget_s:
+                proc.send_signal(signal.SIGINT)
+                proc.wait()
+                break
+            time.sleep(1.0)
+    if proc.returncode not in (0, 130):
+        raise SystemExit(f"{shlex.join(cmd)} failed ({proc.returncode}); see {log}")
+    return used, time.time() - t0
+
+
+def evaluate(run: Path, *extra: str) -> dict:
+    """`condgan.evaluate RUN [extra]`, its JSON report as a dict (written to RUN/eval.json)."""
+    ev = subprocess.run([sys.executable, "-m", "condgan.evaluate", str(run), *extra, "--json", str(run / "eval.json"),
+                         "--no-progress"], capture_output=True, text=True, env=ENV)
+    if ev.returncode:
+        raise SystemExit(f"evaluate {run} failed: {ev.stderr[-800:]}")
+    return json.loads((run / "eval.json").read_text())
+
+
 def facade_files(facades: Path) -> list[Path]:
     files = sorted(facades.glob("*.jpg"), key=lambda p: int(p.stem))
     if len(files) != 400:
@@ -110,30 +141,9 @@ def run_arm(model: str, data: Path, arm: str, size: int, budget_s: float, out: P
     shutil.rmtree(run, ignore_errors=True)
     cmd = [sys.executable, "-m", "condgan.train", *train_flags(model, size), "--data", str(data), *ARMS[arm],
            "--out", str(run)]
-    log = out / f"{run.name}.log"
-    t0 = time.time()
-    with log.open("w") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=ENV)
-        used = 0.0
-        while proc.poll() is None:
-            try:
-                used = cpu_seconds(proc.pid)
-            except OSError:
-                break
-            if used >= budget_s:
-                proc.send_signal(signal.SIGINT)  # checkpoints at the next batch and exits 130
-                proc.wait()
-                break
-            time.sleep(1.0)
-    wall = time.time() - t0
-    if proc.returncode not in (0, 130):
-        raise SystemExit(f"{shlex.join(cmd)} failed ({proc.returncode}); see {log}")
+    used, wall = train_for_cpu(cmd, out / f"{run.name}.log", budget_s)
     step = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"]
-    ev = subprocess.run([sys.executable, "-m", "condgan.evaluate", str(run), "--json", str(run / "eval.json"),
-                         "--no-progress"], capture_output=True, text=True, env=ENV)
-    if ev.returncode:
-        raise SystemExit(f"evaluate {run} failed: {ev.stderr[-800:]}")
-    res = json.loads((run / "eval.json").read_text())
+    res = evaluate(run)
     row = {"model": model, "data": data.name, "arm": arm, "run": str(run), "steps": step, "cpu_s": round(used),
            "wall_s": round(wall), "budget_s": budget_s,
            "command": shlex.join(["python", "-m", "condgan.train", *cmd[3:]]), **res}
