@@ -1,7 +1,7 @@
 """CUT and FastCUT vs CycleGAN on the same compute, on unpaired data with a known answer.
 
     python benchmarks/bench_cut_quality.py [--cpu-minutes 10] [--parallel 2] [--datasets maps facades]
-        [--models cyclegan cut fastcut] [--size 64] [--out bench-runs/cut-quality] [--reuse]
+        [--models cyclegan cut fastcut cut-plain] [--size 64] [--out bench-runs/cut-quality] [--reuse]
         [--flags --resnet-blocks 6 --g-width 32 --d-width 32]
 
 Two unpaired datasets whose true pairs are known to the scorer but not to training:
@@ -40,7 +40,9 @@ from bench_facades_metrics import machine  # noqa: E402
 
 DEFAULT_FLAGS = ["--resnet-blocks", "6", "--g-width", "32", "--d-width", "32"]
 MODELS = {"cyclegan": ["--model", "cyclegan"], "cut": ["--model", "cut", "--mode", "cut"],
-          "fastcut": ["--model", "cut", "--mode", "fastcut"]}
+          "fastcut": ["--model", "cut", "--mode", "fastcut"],
+          # CUT without the anti-aliased sampling and with transposed-convolution upsampling: CycleGAN's generator layout (as in bench_cut.py)
+          "cut-plain": ["--model", "cut", "--mode", "cut", "--no-antialias", "--upsampling", "transpose"]}
 
 
 def write_pairs(root: Path, n: int, size: int = 256) -> Path:
@@ -127,7 +129,7 @@ def main() -> int:
     p.add_argument("--cpu-minutes", type=float, default=10.0, help="CPU budget per run (all its threads)")
     p.add_argument("--parallel", type=int, default=2, help="runs trained at once, one thread each when 2")
     p.add_argument("--datasets", nargs="+", default=["maps", "facades"], choices=["maps", "facades"])
-    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--models", nargs="+", default=["cyclegan", "cut", "fastcut"], choices=list(MODELS))
     p.add_argument("--size", type=int, default=64, help="training and evaluation image size")
     p.add_argument("--pairs", type=int, default=100, help="held-out procedural cities scored against true maps")
     p.add_argument("--facades", default=str(ROOT.parent / "shared" / "data" / "facades" / "train"))

@@ -33,6 +33,10 @@ def test_bench_cli_times_ours_and_the_reference_on_the_same_model(tmp_path, caps
 
 def test_bench_adds_bf16_on_cpus_with_amx_for_the_translation_models(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(bench, "cpu_has_bf16_units", lambda: True)
+    # the workers themselves run in the test above; here only which variants run, and against which roofline
+    calls = []
+    monkeypatch.setattr(bench, "run_worker",
+                        lambda variant, mode, bs, steps, args: calls.append(variant) or 0.5 / (1 + len(calls)))
     out = tmp_path / "bench.json"
     assert bench.main(["cyclegan", "--size", "32", "--rounds", "1", "--steps", "1", "--device", "cpu",
                        "--modes", "train", "--matmul-size", "128", "--json", str(out)]) == 0
@@ -41,7 +45,8 @@ def test_bench_adds_bf16_on_cpus_with_amx_for_the_translation_models(tmp_path, c
     assert [r["implementation"] for r in rows] == ["reference (eager fp32)", "condgan", "condgan, AMP"]
     assert set(result["matmul_rate"]) == {"fp32", "bf16"}  # the AMP row is judged against the bf16 rate
     assert rows[2]["share_of_matmul_rate"] == pytest.approx(rows[2]["flop_per_s"] / result["matmul_rate"]["bf16"])
-    assert all(r["images_per_s"] > 0 for r in rows)
+    assert calls == ["reference (eager fp32)", "condgan", "condgan, AMP"]
+    assert [r["images_per_s"] for r in rows] == pytest.approx([4.0, 6.0, 8.0])  # 1 / (0.5 / (1 + k))
     assert "| train | 1 | condgan, AMP |" in capsys.readouterr().out
 
 

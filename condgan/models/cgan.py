@@ -40,21 +40,25 @@ class CGANConfig(TrainConfig):
     d_steps: int = opt(1, "discriminator steps per generator step", above=0, at_most=100)
     ema_decay: float = opt(0.999, "decay of the generator's EMA copy used for sampling (0: no EMA)", at_least=0,
                            below=1)
+    ema_warmup: float = opt(10.0, "EMA warm-up: after n updates the decay is min(--ema-decay, (1 + n) / (this + n)), "
+                            "so the average spans about the last n / (this - 1) steps early on (larger: shorter)",
+                            above=1, at_most=1e6)
     samples_per_class: int = opt(10, "columns of the per-epoch sample grid (one row per class)", above=0,
                                  at_most=100)
 
 
-def ema_with_warmup(decay: float):
-    """EMA update whose decay ramps up as min(decay, (1 + n) / (10 + n)) over the n updates so far.
+def ema_with_warmup(decay: float, warmup: float = 10.0):
+    """EMA update whose decay ramps up as min(decay, (1 + n) / (warmup + n)) over the n updates so far.
 
     A fixed 0.999 would keep the EMA close to the random initial weights for the
-    first few thousand steps, so short runs would sample from noise.
+    first few thousand steps, so short runs would sample from noise. With the ramp the
+    average weighs the last ~n / (warmup - 1) steps until the decay reaches its cap.
     """
 
     @torch.no_grad()
     def update(averaged: list, current: list, num_averaged) -> None:
         n = float(num_averaged)
-        d = min(decay, (1.0 + n) / (10.0 + n))
+        d = min(decay, (1.0 + n) / (warmup + n))
         floats = [(a, c) for a, c in zip(averaged, current) if a.is_floating_point()]
         if floats:
             torch._foreach_lerp_([a for a, _ in floats], [c for _, c in floats], 1.0 - d)
@@ -81,7 +85,7 @@ class CGAN(GANModel):
                            base_width=c.g_width, embed_dim=c.embed_dim, cond=c.g_cond)
         self.D = Discriminator(info.num_classes, info.channels, info.height, info.width, base_width=c.d_width,
                                cond=c.d_cond, spectral_norm=c.spectral_norm, aux_classifier=c.aux_weight > 0)
-        self.ema = (AveragedModel(self.G, multi_avg_fn=ema_with_warmup(c.ema_decay), use_buffers=True)
+        self.ema = (AveragedModel(self.G, multi_avg_fn=ema_with_warmup(c.ema_decay, c.ema_warmup), use_buffers=True)
                     if c.ema_decay > 0 else None)
         if self.ema is not None:
             self.ema.requires_grad_(False)
