@@ -111,3 +111,24 @@ def test_deploy_reference_checkpoint_converts_translates_and_exports(tmp_path):
     assert Image.open(out / "translated" / "a.png").size == (size + 20, size)
     assert (out / "generator.onnx").stat().st_size > 0 and (out / "run" / "checkpoints" / "last.pt").is_file()
     assert "deployed:" in proc.stdout
+
+
+def test_few_photos_holds_out_pairs_trains_both_settings_and_compares(tmp_path):
+    from condgan.data.procedural_maps import write_folder
+    pairs = write_folder(tmp_path / "maps", 7, 0, size=64) / "train"
+    out = tmp_path / "few"
+    script = str(ROOT / "examples" / "few_photos.py")
+    cmd = [sys.executable, script, "--pairs", str(pairs), "--holdout", "2", "--steps", "1", "--size", "128",
+           "--compare", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (out / "data" / "val").iterdir()) == ["00005.png", "00006.png"]
+    assert len(list((out / "data" / "train").iterdir())) == 5
+    assert "small-data" in (out / "preset" / "config.json").read_text()
+    assert '"diffaug": ""' in (out / "reference" / "config.json").read_text()
+    assert "| metric | preset | reference |" in proc.stdout and "| l1 |" in proc.stdout  # side by side
+    # per held-out pair: input | preset | reference | truth
+    assert Image.open(out / "strip.png").size == (4 * 128 + 5 * 2, 2 * 128 + 3 * 2)
+    bad = subprocess.run([sys.executable, script, "--pairs", str(pairs), "--holdout", "7", "--out", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "needs more than --holdout 7" in bad.stderr
