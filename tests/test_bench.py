@@ -12,8 +12,9 @@ from condgan import bench
 def test_bench_cli_times_ours_and_the_reference_on_the_same_model(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(bench, "cpu_has_bf16_units", lambda: False)  # the default set without AMX
     out = tmp_path / "bench.json"
+    # training only: the inference workers run in the cGAN test below, which is cheaper
     assert bench.main(["cyclegan", "--size", "32", "--rounds", "1", "--steps", "1", "--device", "cpu",
-                       "--modes", "train", "infer", "--matmul-size", "128", "--json", str(out)]) == 0
+                       "--modes", "train", "--matmul-size", "128", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "same model: max |G_ours - G_reference| = 0.00e+00" in printed
     result = json.loads(out.read_text())
@@ -25,9 +26,9 @@ def test_bench_cli_times_ours_and_the_reference_on_the_same_model(tmp_path, caps
         assert r["share_of_matmul_rate"] == pytest.approx(r["flop_per_s"] / result["matmul_rate"]["fp32"])
     assert "| GFLOP/s | share of matmul rate |" in printed and "dense matmul rate (roofline), 128x128" in printed
     assert {(r["mode"], r["implementation"]) for r in rows} == {
-        (m, v) for m in ("train", "infer") for v in ("reference (eager fp32)", "condgan")}
+        ("train", v) for v in ("reference (eager fp32)", "condgan")}
     assert all(r["images_per_s"] > 0 for r in rows)
-    assert [r["vs_reference"] for r in rows if r["implementation"].startswith("reference")] == [1.0, 1.0]
+    assert [r["vs_reference"] for r in rows if r["implementation"].startswith("reference")] == [1.0]
     assert "| train | 1 | condgan |" in printed
 
 
@@ -59,10 +60,12 @@ def test_bench_rejects_sizes_the_reference_cannot_take(capsys):
 def test_the_roofline_column_covers_models_without_a_reference(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert bench.main(["cgan", "--rounds", "1", "--steps", "1", "--batch-sizes", "2", "--device", "cpu",
-                       "--matmul-size", "64", "--variants", "condgan", "--modes", "train", "--json", str(out)]) == 0
+                       "--matmul-size", "64", "--variants", "condgan", "--modes", "train", "infer",
+                       "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["step_flops"]["train"] > result["step_flops"]["infer"] > 0  # counted on ours
-    assert all(r["share_of_matmul_rate"] > 0 for r in result["rows"])
+    assert [r["mode"] for r in result["rows"]] == ["train", "infer"]
+    assert all(r["share_of_matmul_rate"] > 0 and r["vs_reference"] is None for r in result["rows"])
     assert "(counted on ours)" in capsys.readouterr().out
 
 
