@@ -98,6 +98,37 @@ def run_one(job, args, out: Path, data: dict) -> dict:
     return row
 
 
+def grid(rows: list[dict], out: Path, size: int) -> Path | None:
+    """Four validation facades, labels -> photo: the label maps, each model's photos, the true photos."""
+    import torchvision
+    from condgan import models
+
+    runs = [r for r in rows if r["dataset"] == "facades" and r["direction"] in (None, "BtoA")]
+    if not runs:
+        return None
+    val = out / "facades-unpaired"
+    names = sorted(p.name for p in (val / "valB").iterdir())[:4]
+
+    def load(folder):
+        return torch.stack([torch.from_numpy(np.asarray(Image.open(val / folder / n).convert("RGB")
+                                                        .resize((size, size), Image.BICUBIC))).permute(2, 0, 1)
+                            for n in names]).float() / 127.5 - 1
+
+    labels, photos = load("valB"), load("valA")
+    tiles, captions = [labels], ["label maps (input)"]
+    for r in runs:
+        model, _, _ = models.load(Path(r["run"]))
+        with torch.no_grad():
+            tiles.append(model.translate(labels, "BtoA").float())
+        captions.append(r["model"])
+    tiles.append(photos)
+    captions.append("true photos")
+    path = out / "cut_quality_grid.png"
+    torchvision.utils.save_image(torch.cat(tiles).clamp(-1, 1) * 0.5 + 0.5, path, nrow=4, padding=2)
+    (out / "cut_quality_grid.txt").write_text("rows, top to bottom: " + "; ".join(captions) + "\n")
+    return path
+
+
 def table(rows: list[dict]) -> str:
     def f(r, key, fmt, scale=1.0):
         v = r.get(key) if r else None
@@ -154,6 +185,8 @@ def main() -> int:
             f"{args.parallel} run(s) at a time on {ENV['OMP_NUM_THREADS']} thread(s) each; shared flags "
             f"`{' '.join(args.flags)}`\n\n" + table(rows) + "\n\ncommands:\n"
             + "\n".join(f"- {Path(r['run']).name}: `{r['command']}`" for r in rows))
+    if "facades" in args.datasets:
+        text += f"\n\ngrid (labels -> photo on four validation facades): {grid(rows, out, args.size)}"
     (out / "table.md").write_text(text + "\n")
     print(text)
     return 0
