@@ -16,6 +16,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from condgan.bench import Ours
+from condgan.device import Setting
 
 
 def profile_steps(ours: Ours, batch: dict, steps: int):
@@ -43,6 +44,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--top", type=int, default=12)
     p.add_argument("--precisions", nargs="+", default=["off", "bf16"], choices=["off", "bf16"])
+    p.add_argument("--channels-last", action="store_true", help="run the step in channels-last (default NCHW)")
     args = p.parse_args()
     device = torch.device("cpu")
     torch.manual_seed(0)
@@ -50,12 +52,14 @@ def main() -> None:
     b = torch.rand(args.batch, 3, args.size, args.size) * 2 - 1
     runs = {}
     for amp in args.precisions:
-        ours = Ours(args.model, args.size, device, channels_last=False, amp=amp)
+        setting = Setting(None if amp == "off" else torch.bfloat16, args.channels_last)
+        ours = Ours(args.model, args.size, device, channels_last=args.channels_last, amp=amp, setting=setting)
         batch = ours.batch(a, b)
         for _ in range(2):
             ours.step(batch)
         runs[amp] = (ours, batch)
-    print(f"{args.model} training step, {args.size}x{args.size}, batch {args.batch}, NCHW, torch {torch.__version__}, "
+    print(f"{args.model} training step, {args.size}x{args.size}, batch {args.batch}, "
+          f"{'channels-last' if args.channels_last else 'NCHW'}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}")
     results = {amp: [] for amp in runs}
     for _ in range(args.steps):  # one step per precision per turn, so drifting load hits both alike

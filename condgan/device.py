@@ -4,6 +4,10 @@ Inference commands import this, not the training loop.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
+import platform
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -35,6 +39,39 @@ def pick_device(name: str) -> torch.device:
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise CondganError("--device mps was asked for, but MPS is not available here")
     return dev
+
+
+ALLOCATOR_ENV = "CONDGAN_MALLOC_TUNING"
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
+_allocator_tuned = False
+
+
+def tune_cpu_allocator(env=None, libc=None) -> bool:
+    """Keep freed memory in the process for reuse instead of returning it to the OS (glibc only).
+
+    A training step frees and re-allocates the same large buffers every step (bf16 copies of the weights,
+    their gradients, the activations). glibc serves blocks over 32 MB with fresh mmap()s and gives them back
+    on free, so each step page-faults and zeroes hundreds of megabytes again: in a bf16 pix2pix step at
+    256x256 the weight-gradient casts ran 4-5x slower than the same casts forward, about 10 % of the step
+    (BENCHMARKS.md). With mmap off and no trimming, the heap grows to the step's peak once and is reused.
+    The process's resident memory then stays at that peak, which a training process reaches every step
+    anyway. Called once by the CPU training step; CONDGAN_MALLOC_TUNING=0 turns it off. Returns whether it
+    is in effect."""
+    global _allocator_tuned
+    if _allocator_tuned:
+        return True
+    if (os.environ if env is None else env).get(ALLOCATOR_ENV, "1") == "0":
+        return False
+    if libc is None:
+        if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+            return False
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        except OSError:
+            return False
+    ok = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1) == 1
+    _allocator_tuned = ok
+    return ok
 
 
 def cpu_has_bf16_units() -> bool:

@@ -30,6 +30,8 @@ class StepRunner:
         self.amp, self.layout = self.setting.dtype, self.setting.layout
         self.model.to(memory_format=self.layout)
         self.augmentations = augment.install(model, augment.parse_policy(cfg.diffaug))
+        if self.device.type == "cpu":
+            device_lib.tune_cpu_allocator()
         if self.device.type == "cuda":  # training crops have one size, so cuDNN's autotuning pays off
             torch.backends.cudnn.benchmark = True
         if cfg.compile:  # in place: state_dict keys, checkpoints and export are unchanged

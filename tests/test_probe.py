@@ -197,3 +197,38 @@ def test_translation_probes_generator_forwards_and_applies_the_layout(tmp_path):
     assert weight.is_contiguous(memory_format=chosen.layout)
     fixed = probe.for_translation(model, "auto", "AtoB", (32, 32), 2, env={"CONDGAN_PROBE": "0"})
     assert (fixed.dtype, fixed.channels_last) == (None, False)  # today's rule for translation: fp32 NCHW
+
+
+class FakeLibc:
+    """mallopt recorder: returns 1 (success) like glibc, or 0 for parameters listed as refused."""
+
+    def __init__(self, refuse=()):
+        self.calls, self.refuse = [], set(refuse)
+
+    def mallopt(self, param, value):
+        self.calls.append((param, value))
+        return 0 if param in self.refuse else 1
+
+
+@pytest.fixture
+def fresh_allocator_flag(monkeypatch):
+    from condgan import device
+    monkeypatch.setattr(device, "_allocator_tuned", False)
+    return device
+
+
+def test_the_cpu_allocator_keeps_freed_memory_once_and_can_be_turned_off(fresh_allocator_flag):
+    device = fresh_allocator_flag
+    off = FakeLibc()
+    assert not device.tune_cpu_allocator(env={device.ALLOCATOR_ENV: "0"}, libc=off) and off.calls == []
+    libc = FakeLibc()
+    assert device.tune_cpu_allocator(env={}, libc=libc)
+    assert libc.calls == [(-4, 0), (-1, 2 ** 31 - 1)]  # M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB - 1
+    again = FakeLibc()
+    assert device.tune_cpu_allocator(env={}, libc=again) and again.calls == []  # once per process
+
+
+def test_a_refused_mallopt_reports_the_tuning_as_not_in_effect(fresh_allocator_flag):
+    device = fresh_allocator_flag
+    assert not device.tune_cpu_allocator(env={}, libc=FakeLibc(refuse={-4}))
+    assert device._allocator_tuned is False

@@ -18,11 +18,16 @@ load hits all alike. Training = one full step (every phase, optimizer steps
 included); inference = one generator forward in eval mode under
 torch.inference_mode. Reported: median images/s over rounds and the ratio to
 the reference. The AMP variant is `--amp auto`'s choice on CUDA (bf16, fp16 without it) and bf16 on
-the CPU; it is in the default set on CUDA, and on CPUs with AMX for the models that train in bf16 there
-by default (pix2pix, CycleGAN). The roofline column: every row's FLOP/s (FLOPs per image of the
-step or forward, counted by torch.utils.flop_counter, times images/s) and its share of the machine's
-dense matmul rate in the variant's dtype (fp32; bf16, or fp16, for AMP), a 2048x2048 matmul timed
-best-of-3 at the start of the run.
+the CPU; "condgan, auto" is what a user's `--amp auto --channels-last` training gets on the CPU: the
+setting condgan.probe measures fastest for this model, size and batch (its choice is printed). Both are
+in the default set on CUDA (AMP) and on CPUs with bf16 instructions (AMX, AVX-512 BF16) for the models
+validated in bf16 there (pix2pix, CycleGAN). The roofline column: every row's FLOP/s (FLOPs per image
+of the step or forward, counted by torch.utils.flop_counter, times images/s) and its share of the
+machine's dense rate in the variant's dtype (fp32; bf16, or fp16, for AMP): the faster of a square
+matmul (2048x2048) and a 3x3 convolution (256 channels, 64x64, batch 8, channels-last), each timed
+best-of-3 at the start of the run. Both count: on some CPUs the matmul library's fp32 path runs at
+under half the convolution library's rate (BENCHMARKS.md), so a matmul-only roofline would put real
+convolutions above 100 %.
 """
 from __future__ import annotations
 
@@ -41,13 +46,20 @@ from .. import models
 from ..checkpoint import atomic_write
 from ..cli import Parser, command, positive, writable_file
 from ..data import DataInfo
-from ..device import cpu_has_bf16_units, pick_device
+from ..device import DTYPE_NAMES, Setting, pick_device
 from ..errors import CondganError
 from ..step import StepRunner
 
 REFERENCE = "reference (eager fp32)"
 AMP = "condgan, AMP"  # bf16 (fp16 on GPUs without bf16); channels-last on GPUs and where the model takes it on CPU
-VARIANTS = {REFERENCE: "ref", "condgan": "ours", AMP: "ours-amp"}
+AUTO = "condgan, auto"  # --amp auto --channels-last: the probe's measured choice on CPU, the fixed rule on GPUs
+VARIANTS = {REFERENCE: "ref", "condgan": "ours", AMP: "ours-amp", AUTO: "ours-auto"}
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bf16 instructions (condgan.probe's test: AMX or AVX-512 BF16 flags)."""
+    from .. import probe
+    return probe.Machine.here().has_bf16()
 
 
 def _references():
@@ -59,15 +71,36 @@ def _references():
 class Ours:
     """Our model and the training step the Trainer runs (condgan.step.StepRunner), without data loading."""
 
-    def __init__(self, name: str, size: int, device: torch.device, channels_last: bool, amp: str):
+    def __init__(self, name: str, size: int, device: torch.device, channels_last: bool, amp: str,
+                 setting: Setting | None = None):
+        """`setting`: run in exactly this precision and layout (default: the fixed rule for the flags)."""
         cfg = models.config_class(name)(**({"crop_size": size} if name != "cgan" else {}),
                                         channels_last=channels_last, amp=amp)
         kind = models.data_kind(name)
         info = (DataInfo(kind, "bench", 3, size, size, in_channels=3) if kind != "labelled"
                 else DataInfo(kind, "bench", 1, 28, 28, num_classes=10))
-        self.runner = StepRunner.build(cfg, info, device)  # the Trainer's own step, without data loading
+        # the Trainer's own step, without data loading
+        self.runner = StepRunner(cfg, models.build(cfg, info), device, setting)
         self.name, self.cfg, self.model = name, cfg, self.runner.model
         self.keys = {"paired": ("input", "target"), "unpaired": ("A", "B"), "labelled": ("image", "label")}[kind]
+
+    @classmethod
+    def probed(cls, name: str, size: int, device: torch.device, a, b, mode: str = "train") -> Ours:
+        """Ours in the setting a user's `--amp auto --channels-last` run gets: condgan.probe's measured
+        choice on CPU (training: the step on this batch; inference: generator forwards), the rule on GPUs."""
+        from .. import probe
+        from ..step import probe_timer
+        ours = cls(name, size, device, channels_last=True, amp="auto")
+        model, cfg = ours.model, ours.cfg
+        if mode == "train":
+            batch = ours.batch(a, b)
+            key = {"mode": "train", "model": name, "parameters": sum(p.numel() for p in model.parameters()),
+                   "size": [size, size], "batch": a.shape[0]}
+            setting = probe.decide("auto", True, device, type(model), key, probe_timer(cfg, model, device, batch))
+        else:
+            setting = probe.for_translation(model, "auto", model.resolve_direction(None), (size, size), a.shape[0])
+        ours.runner = StepRunner(cfg, model, device, setting)
+        return ours
 
     def batch(self, a, b):
         if self.keys[1] == "label":
@@ -148,16 +181,27 @@ def timed(fn, n: int, device: torch.device) -> float:
 
 
 def matmul_rate(device: torch.device, dtype=torch.float32, n: int = 2048, reps: int = 3) -> float:
-    """FLOP/s of a dense n x n matmul in `dtype`, best of `reps` after one warm-up: the roofline, what
-    the convolutions could reach at best."""
+    """FLOP/s of a dense n x n matmul in `dtype`, best of `reps` after one warm-up."""
     x = torch.randn(n, n, device=device, dtype=dtype)
     x @ x
     return 2 * n ** 3 / min(timed(lambda: x @ x, 1, device) for _ in range(reps))
 
 
+def conv_rate(device: torch.device, dtype=torch.float32, n: int = 2048, reps: int = 3) -> float:
+    """FLOP/s of a dense 3x3 convolution in `dtype` (channels-last, batch 8; 256 channels at 64x64 for
+    n = 2048, scaled down with n), best of `reps` after one warm-up."""
+    c, side = max(16, min(256, n // 8)), max(8, min(64, n // 32))
+    x = torch.randn(8, c, side, side, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(c, c, 3, 3, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    conv = lambda: torch.nn.functional.conv2d(x, w, padding=1)  # noqa: E731
+    conv()
+    return 2 * 8 * c * c * 9 * side * side / min(timed(conv, 1, device) for _ in range(reps))
+
+
 def variant_dtype(variant: str, device: torch.device) -> str:
-    """The matmul dtype a variant's convolutions run in (what its roofline is measured in)."""
-    if variant != AMP:
+    """The dtype a variant's convolutions run in (what its roofline is measured in); for AUTO on the CPU
+    the probe's choice is only known afterwards, and bf16's rate is measured too where it may pick it."""
+    if variant != AMP and (variant != AUTO or device.type == "cpu"):
         return "fp32"
     return "bf16" if device.type == "cpu" or torch.cuda.is_bf16_supported() else "fp16"
 
@@ -179,26 +223,35 @@ def worker(args) -> None:
             def fn():
                 with torch.inference_mode():
                     g(a)
+    elif args.worker == "ours-auto":
+        ours = Ours.probed(args.model, args.size, device, a, b, args.mode)
+        batch = ours.batch(a, b)
     else:
         amp = args.worker == "ours-amp"
         cl = amp and (device.type != "cpu" or models.model_class(args.model).channels_last_on_cpu)
         precision = ("bf16" if device.type == "cpu" else "auto") if amp else "off"
         ours = Ours(args.model, args.size, device, channels_last=cl, amp=precision)
         batch = ours.batch(a, b)
+    if args.worker != "ref":
         fn = (lambda: ours.step(batch)) if args.mode == "train" else (lambda: ours.infer(batch))  # noqa: E731
+        setting = ours.runner.setting
+    else:
+        setting = Setting()
     for _ in range(2):
         fn()
-    print(json.dumps({"s_per_call": timed(fn, args.steps, device)}))
+    print(json.dumps({"s_per_call": timed(fn, args.steps, device), "setting": setting.name,
+                      "dtype": DTYPE_NAMES[setting.dtype]}))
 
 
-def run_worker(variant: str, mode: str, bs: int, steps: int, args) -> float:
+def run_worker(variant: str, mode: str, bs: int, steps: int, args) -> dict:
+    """{"s_per_call", "setting" (e.g. "bf16 NCHW"), "dtype"} of one worker process."""
     cmd = [sys.executable, "-m", "condgan.bench", args.model, "--worker", VARIANTS[variant], "--mode", mode,
            "--worker-batch", str(bs), "--steps", str(steps), "--size", str(args.size), "--device", args.device]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise CondganError(f"the {variant} {mode} worker failed: {tail}")
-    return json.loads(done.stdout.strip().splitlines()[-1])["s_per_call"]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @command
@@ -213,10 +266,10 @@ def main(argv=None):
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, ...")
     p.add_argument("--modes", nargs="+", default=["train", "infer"], choices=["train", "infer"])
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS),
-                   help="default: the reference and condgan (fp32); on CUDA, and on CPUs with AMX, also condgan "
-                   "with AMP")
+                   help="default: the reference and condgan (fp32); on CUDA also condgan with AMP, on CPUs with "
+                   "bf16 instructions also AMP and auto (the probe's choice)")
     p.add_argument("--json", help="also write the results here")
-    p.add_argument("--matmul-size", type=int, default=2048, help="side of the square matmul timed for the roofline")
+    p.add_argument("--matmul-size", type=int, default=2048, help="side of the square matmul timed for the roofline (the convolution scales with it)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--mode", default="train", help=argparse.SUPPRESS)
     p.add_argument("--worker-batch", type=int, help=argparse.SUPPRESS)
@@ -239,8 +292,9 @@ def main(argv=None):
     has_ref = args.model != "cgan"
     if has_ref and args.size % 256 and args.model == "pix2pix":
         p.error("the unet_256 reference needs --size to be a multiple of 256")
-    bf16_cpu = device.type == "cpu" and cpu_has_bf16_units() and models.model_class(args.model).bf16_on_cpu
-    variants = args.variants or ([REFERENCE] if has_ref else []) + ["condgan"] + ([AMP] if gpu or bf16_cpu else [])
+    bf16_cpu = device.type == "cpu" and models.model_class(args.model).bf16_on_cpu and cpu_has_bf16()
+    variants = args.variants or ([REFERENCE] if has_ref else []) + ["condgan"] + (
+        [AMP] if gpu else [AMP, AUTO] if bf16_cpu else [])
     if not has_ref:
         variants = [v for v in variants if v != REFERENCE]
     batch_sizes = args.batch_sizes or ([1, 8] if gpu else [1])
@@ -253,41 +307,50 @@ def main(argv=None):
         if diff > 1e-3:
             raise CondganError("our model and the reference disagree; the comparison would be unfair")
     flops = step_flops(args.model, args.size, device)
-    rates = {}  # the roofline: measured first, before the workers, in every dtype the variants use
-    for dtype in dict.fromkeys(variant_dtype(v, device) for v in variants):
-        rates[dtype] = matmul_rate(device, {"fp32": torch.float32, "bf16": torch.bfloat16,
-                                            "fp16": torch.float16}[dtype], args.matmul_size)
-    print("dense matmul rate (roofline), " + f"{args.matmul_size}x{args.matmul_size}, best of 3: "
-          + ", ".join(f"{d} {r / 1e9:.0f} GFLOP/s" for d, r in rates.items()), flush=True)
+    # the roofline: measured first, before the workers, in every dtype a variant may run in
+    dtypes = dict.fromkeys(variant_dtype(v, device) for v in variants)
+    if AUTO in variants and device.type == "cpu" and cpu_has_bf16():
+        dtypes["bf16"] = None
+    matmul, conv = {}, {}
+    for dtype in dtypes:
+        torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+        matmul[dtype] = matmul_rate(device, torch_dtype, args.matmul_size)
+        conv[dtype] = conv_rate(device, torch_dtype, args.matmul_size)
+    rates = {d: max(matmul[d], conv[d]) for d in dtypes}
+    print(f"roofline, best of 3: matmul {args.matmul_size}x{args.matmul_size} / 3x3 convolution: "
+          + ", ".join(f"{d} {matmul[d] / 1e9:.0f} / {conv[d] / 1e9:.0f} GFLOP/s" for d in dtypes)
+          + "; the faster of the two is the limit", flush=True)
     rows = []
     for mode in args.modes:
         for bs in batch_sizes:
             n = args.steps or (3 if bs == 1 else 1) * (10 if mode == "infer" or gpu else 1)
-            times = {v: [] for v in variants}
+            runs = {v: [] for v in variants}
             for r in range(args.rounds):
                 for v in variants:
-                    times[v].append(run_worker(v, mode, bs, n, args))
+                    runs[v].append(run_worker(v, mode, bs, n, args))
                 print(f"{mode} batch {bs} round {r + 1}/{args.rounds}: "
-                      + ", ".join(f"{v} {bs / t[-1]:.2f} img/s" for v, t in times.items()), flush=True)
-            base = statistics.median(times[REFERENCE]) if REFERENCE in times else None
-            for v, ts in times.items():
-                t = statistics.median(ts)
+                      + ", ".join(f"{v} {bs / t[-1]['s_per_call']:.2f} img/s" for v, t in runs.items()), flush=True)
+            base = statistics.median(t["s_per_call"] for t in runs[REFERENCE]) if REFERENCE in runs else None
+            for v, rs in runs.items():
+                t = statistics.median(x["s_per_call"] for x in rs)
+                settings = dict.fromkeys(x["setting"] for x in rs)
                 rows.append({"mode": mode, "batch": bs, "implementation": v, "images_per_s": bs / t,
-                             "vs_reference": base / t if base else None})
-    print("\n| mode | batch | implementation | images/s | vs reference | GFLOP/s | share of matmul rate |"
-          "\n|---|---|---|---|---|---|---|")
+                             "vs_reference": base / t if base else None, "setting": " / ".join(settings),
+                             "dtype": rs[-1]["dtype"]})
+    print("\n| mode | batch | implementation | setting | images/s | vs reference | GFLOP/s | share of roofline |"
+          "\n|---|---|---|---|---|---|---|---|")
     for r in rows:
         ratio = f"{r['vs_reference']:.2f}x" if r["vs_reference"] else "-"
         r["flop_per_s"] = r["images_per_s"] * flops[r["mode"]]
-        r["share_of_matmul_rate"] = r["flop_per_s"] / rates[variant_dtype(r["implementation"], device)]
-        print(f"| {r['mode']} | {r['batch']} | {r['implementation']} | {r['images_per_s']:.2f} | {ratio} | "
-              f"{r['flop_per_s'] / 1e9:.1f} | {r['share_of_matmul_rate']:.0%} |")
+        r["share_of_roofline"] = r["flop_per_s"] / rates[r["dtype"]]
+        print(f"| {r['mode']} | {r['batch']} | {r['implementation']} | {r['setting']} | {r['images_per_s']:.2f} | "
+              f"{ratio} | {r['flop_per_s'] / 1e9:.1f} | {r['share_of_roofline']:.0%} |")
     where = "the reference" if has_ref else "ours"
     print(f"\none training step: {flops['train'] / 1e9:.2f} GFLOP per image, one generator forward "
-          f"{flops['infer'] / 1e9:.2f} (counted on {where}); share = GFLOP/s / the matmul rate in the "
-          "variant's dtype (fp32; bf16 for AMP)")
+          f"{flops['infer'] / 1e9:.2f} (counted on {where}); share = GFLOP/s / the roofline in the "
+          "dtype the row's convolutions ran in")
     if args.json:
         with atomic_write(json_out) as f:
             f.write(json.dumps({"model": args.model, "device": str(device), "rows": rows, "step_flops": flops,
-                                "matmul_rate": rates}, indent=2).encode())
+                                "matmul_rate": matmul, "conv_rate": conv, "roofline": rates}, indent=2).encode())
     return 0
