@@ -69,6 +69,12 @@ def test_the_auto_variant_trains_in_the_probes_choice(monkeypatch, tmp_path):
     assert ours.runner.setting.how.startswith("probed")
     assert ours.batch(a, b)["A"].is_contiguous(memory_format=ours.runner.layout)
     ours.step(ours.batch(a, b))
+    # inference: generator forwards are probed instead, and the model is left in the chosen layout
+    infer = bench.Ours.probed("cyclegan", 32, torch.device("cpu"), a, b, mode="infer")
+    assert infer.runner.setting.how.startswith("probed")
+    conv = next(m for m in infer.model.G_A.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+    assert conv.weight.is_contiguous(memory_format=infer.runner.layout)
+    assert infer.infer(infer.batch(a, b)).shape == (1, 3, 32, 32)
 
 
 def test_bench_rejects_sizes_the_reference_cannot_take(capsys):
