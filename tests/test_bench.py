@@ -86,11 +86,13 @@ def test_bench_rejects_sizes_the_reference_cannot_take(capsys):
 def test_the_roofline_column_covers_models_without_a_reference(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert bench.main(["cgan", "--rounds", "1", "--steps", "1", "--batch-sizes", "2", "--device", "cpu",
-                       "--matmul-size", "64", "--variants", "condgan", "--modes", "train", "infer",
+                       "--matmul-size", "64", "--variants", "condgan", "condgan, auto", "--modes", "train", "infer",
                        "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["step_flops"]["train"] > result["step_flops"]["infer"] > 0  # counted on ours
-    assert [r["mode"] for r in result["rows"]] == ["train", "infer"]
+    # the auto variant of a sampler: its training is probed, its sampling runs the fixed rule
+    assert [(r["mode"], r["implementation"]) for r in result["rows"]] == [
+        ("train", "condgan"), ("train", "condgan, auto"), ("infer", "condgan"), ("infer", "condgan, auto")]
     assert all(r["share_of_roofline"] > 0 and r["vs_reference"] is None for r in result["rows"])
     assert "(counted on ours)" in capsys.readouterr().out
 

@@ -21,7 +21,7 @@ the reference. The AMP variant is `--amp auto`'s choice on CUDA (bf16, fp16 with
 the CPU; "condgan, auto" is what a user's `--amp auto --channels-last` training gets on the CPU: the
 setting condgan.probe measures fastest for this model, size and batch (its choice is printed). Both are
 in the default set on CUDA (AMP) and on CPUs with bf16 instructions (AMX, AVX-512 BF16) for the models
-validated in bf16 there (pix2pix, CycleGAN). The roofline column: every row's FLOP/s (FLOPs per image
+validated in bf16 there (pix2pix, CycleGAN, the cGAN; the cGAN's sampling is not probed). The roofline column: every row's FLOP/s (FLOPs per image
 of the step or forward, counted by torch.utils.flop_counter, times images/s) and its share of the
 machine's dense rate in the variant's dtype (fp32; bf16, or fp16, for AMP): the faster of a square
 matmul (2048x2048) and a 3x3 convolution (256 channels, 64x64, batch 8, channels-last), each timed
@@ -97,6 +97,8 @@ class Ours:
             key = {"mode": "train", "model": name, "parameters": sum(p.numel() for p in model.parameters()),
                    "size": [size, size], "batch": a.shape[0]}
             setting = probe.decide("auto", True, device, type(model), key, probe_timer(cfg, model, device, batch))
+        elif ours.keys[1] == "label":  # sampling is not probed (condgan.sample runs the fixed rule)
+            return ours
         else:
             setting = probe.for_translation(model, "auto", model.resolve_direction(None), (size, size), a.shape[0])
         ours.runner = StepRunner(cfg, model, device, setting)
