@@ -21,9 +21,9 @@ the reference. The AMP variant is `--amp auto`'s choice on CUDA (bf16, fp16 with
 the CPU; "condgan, auto" is what a user's `--amp auto --channels-last` training gets on the CPU: the
 setting condgan.probe measures fastest for this model, size and batch (its choice is printed). Both are
 in the default set on CUDA (AMP) and on CPUs with bf16 instructions (AMX, AVX-512 BF16) for the models
-validated in bf16 there (pix2pix, CycleGAN, the cGAN; the cGAN's sampling is not probed). The roofline column: every row's FLOP/s (FLOPs per image
-of the step or forward, counted by torch.utils.flop_counter, times images/s) and its share of the
-machine's dense rate in the variant's dtype (fp32; bf16, or fp16, for AMP): the faster of a square
+validated in bf16 there (pix2pix, CycleGAN, the cGAN; the cGAN's sampling is not probed). The
+roofline column: every row's FLOP/s (FLOPs per image of the step or forward, counted by
+torch.utils.flop_counter, times images/s) and its share of the machine's dense rate in the variant's dtype (fp32; bf16, or fp16, for AMP): the faster of a square
 matmul (2048x2048) and a 3x3 convolution (256 channels, 64x64, batch 8, channels-last), each timed
 best-of-3 at the start of the run. Both count: on some CPUs the matmul library's fp32 path runs at
 under half the convolution library's rate (BENCHMARKS.md), so a matmul-only roofline would put real
@@ -271,7 +271,8 @@ def main(argv=None):
                    help="default: the reference and condgan (fp32); on CUDA also condgan with AMP, on CPUs with "
                    "bf16 instructions also AMP and auto (the probe's choice)")
     p.add_argument("--json", help="also write the results here")
-    p.add_argument("--matmul-size", type=int, default=2048, help="side of the square matmul timed for the roofline (the convolution scales with it)")
+    p.add_argument("--matmul-size", type=int, default=2048,
+                   help="side of the square matmul timed for the roofline (the convolution scales with it)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--mode", default="train", help=argparse.SUPPRESS)
     p.add_argument("--worker-batch", type=int, help=argparse.SUPPRESS)
