@@ -23,8 +23,9 @@ setting condgan.probe measures fastest for this model, size and batch (its choic
 in the default set on CUDA (AMP) and on CPUs with bf16 instructions (AMX, AVX-512 BF16) for the models
 validated in bf16 there (pix2pix, CycleGAN, the cGAN; the cGAN's sampling is not probed). The
 roofline column: every row's FLOP/s (FLOPs per image of the step or forward, counted by
-torch.utils.flop_counter, times images/s) and its share of the machine's dense rate in the variant's dtype (fp32; bf16, or fp16, for AMP): the faster of a square
-matmul (2048x2048) and a 3x3 convolution (256 channels, 64x64, batch 8, channels-last), each timed
+torch.utils.flop_counter, times images/s) and its share of the machine's dense rate in the dtype the
+row ran in (fp32; bf16, or fp16, for AMP; the probe's choice for auto): the faster of a square matmul
+(2048x2048) and a 3x3 convolution (256 channels, 64x64, batch 8, channels-last), each timed
 best-of-3 at the start of the run. Both count: on some CPUs the matmul library's fp32 path runs at
 under half the convolution library's rate (BENCHMARKS.md), so a matmul-only roofline would put real
 convolutions above 100 %.
