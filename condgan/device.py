@@ -55,14 +55,13 @@ def tune_cpu_allocator(env=None, libc=None) -> bool:
     a bf16 pix2pix step ran 4-5x slower than the same casts forward). With mmap off and no trimming, the
     heap grows to the step's peak once and is reused: measured on an AVX-512 BF16 CPU, the bf16 pix2pix
     step at 256x256 batch 8 took 1.21-1.29 s instead of 1.30-1.36 s; at batch 1 the difference was within
-    the noise (BENCHMARKS.md).
-    The process's resident memory then stays at that peak, which a training process reaches every step
-    anyway. Called once by the CPU training step; CONDGAN_MALLOC_TUNING=0 turns it off. Returns whether it
-    is in effect."""
+    the noise (BENCHMARKS.md). The process's resident memory then stays at that peak, which a training
+    process reaches every step anyway. Called once by the CPU training step; CONDGAN_MALLOC_TUNING=0 (or
+    off, false, no, as for CONDGAN_PROBE) turns it off. Returns whether it is in effect."""
     global _allocator_tuned
     if _allocator_tuned:
         return True
-    if (os.environ if env is None else env).get(ALLOCATOR_ENV, "1") == "0":
+    if (os.environ if env is None else env).get(ALLOCATOR_ENV, "1").strip().lower() in ("0", "off", "false", "no"):
         return False
     if libc is None:
         if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":

@@ -220,7 +220,8 @@ def fresh_allocator_flag(monkeypatch):
 def test_the_cpu_allocator_keeps_freed_memory_once_and_can_be_turned_off(fresh_allocator_flag):
     device = fresh_allocator_flag
     off = FakeLibc()
-    assert not device.tune_cpu_allocator(env={device.ALLOCATOR_ENV: "0"}, libc=off) and off.calls == []
+    for value in ("0", "off"):
+        assert not device.tune_cpu_allocator(env={device.ALLOCATOR_ENV: value}, libc=off) and off.calls == []
     libc = FakeLibc()
     assert device.tune_cpu_allocator(env={}, libc=libc)
     assert libc.calls == [(-4, 0), (-1, 2 ** 31 - 1)]  # M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB - 1

@@ -49,6 +49,7 @@ from ..cli import Parser, command, positive, writable_file
 from ..data import DataInfo
 from ..device import DTYPE_NAMES, Setting, pick_device
 from ..errors import CondganError
+from ..models.base import SAMPLE
 from ..step import StepRunner
 
 REFERENCE = "reference (eager fp32)"
@@ -98,7 +99,7 @@ class Ours:
             key = {"mode": "train", "model": name, "parameters": sum(p.numel() for p in model.parameters()),
                    "size": [size, size], "batch": a.shape[0]}
             setting = probe.decide("auto", True, device, type(model), key, probe_timer(cfg, model, device, batch))
-        elif ours.keys[1] == "label":  # sampling is not probed (condgan.sample runs the fixed rule)
+        elif model.task == SAMPLE:  # sampling is not probed (condgan.sample runs the fixed rule)
             return ours
         else:
             setting = probe.for_translation(model, "auto", model.resolve_direction(None), (size, size), a.shape[0])
