@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import torch
 
@@ -60,13 +60,39 @@ class StepRunner:
     def autocast(self):
         return device_lib.autocast(self.device, self.amp)
 
+    @contextmanager
+    def _model_code(self):
+        """Where the model's step code runs: under autocast, with DDP's wrappers standing in for its nets."""
+        with self.autocast(), (self.ddp.installed() if self.ddp else nullcontext()):
+            yield
+
     def run_phase(self, phase: str, batch: dict) -> dict:
-        """One phase: the model's losses, backward, optimizer step; returns the losses."""
+        """One phase: the model's losses, backward, optimizer step; returns the losses.
+
+        A model's step() returns one dict of losses, or yields several (loss parts): each part is
+        backwarded before the next is computed, so only one part's activations are alive at a time; the
+        gradients add up to one optimizer step, and the returned "loss" is the sum of the parts' losses.
+        """
         opt, scaler = self.opts[phase], self.scalers[phase]
         opt.zero_grad(set_to_none=True)
-        with self.autocast(), (self.ddp.installed() if self.ddp else nullcontext()):
-            losses = self.model.step(phase, batch)
-        scaler.scale(losses["loss"]).backward()
+        with self._model_code():
+            parts = self.model.step(phase, batch)
+        if isinstance(parts, dict):
+            losses = parts
+            scaler.scale(losses["loss"]).backward()
+        else:
+            losses, parts = {}, iter(parts)
+            while True:
+                with self._model_code():
+                    part = next(parts, None)  # the model's code for this part runs here
+                if part is None:
+                    break
+                scaler.scale(part["loss"]).backward()
+                total = losses.get("loss")
+                losses.update(part)
+                losses["loss"] = part["loss"].detach() if total is None else total + part["loss"].detach()
+            if not losses:
+                raise RuntimeError(f"{type(self.model).__name__}.step({phase!r}) yielded no losses")
         scaler.step(opt)
         scaler.update()
         self.model.after_step(phase)

@@ -19,8 +19,7 @@ from PIL import Image
 from condgan import evaluate
 from condgan.data import DataInfo
 from condgan.errors import CondganError
-from condgan.models.cut import (CUT, CUTConfig, IdentityCollapseWarning, encode, encoder_layers, paper_layers,
-                                patch_nce)
+from condgan.models.cut import CUT, CUTConfig, IdentityCollapseWarning, encoder_layers, paper_layers, patch_nce
 from condgan.nets.resnet import ResnetGenerator
 from condgan.step import StepRunner
 from condgan.train import main as train
@@ -32,7 +31,8 @@ TINY = ["--model", "cut", "--crop-size", "32", "--load-size", "36", "--resnet-bl
 
 
 def _model(**kw) -> CUT:
-    cfg = CUTConfig(crop_size=16, load_size=16, resnet_blocks=1, g_width=4, d_width=4, d_layers=2, num_patches=8,
+    kw = {"num_patches": 8, **kw}
+    cfg = CUTConfig(crop_size=16, load_size=16, resnet_blocks=1, g_width=4, d_width=4, d_layers=2,
                     nce_mlp_width=8, amp="off", **kw)
     cfg.validate()
     return CUT(cfg, DataInfo("unpaired", "t", 3, 16, 16, in_channels=3))
@@ -66,7 +66,7 @@ def test_the_papers_layers_are_found_in_every_generator_layout():
         assert paper_layers(g) == expected
         names = [type(g.net[i]).__name__ for i in expected]
         assert names == ["ReflectionPad2d", "Conv2d", "Conv2d", "ResidualBlock", "ResidualBlock"]
-        feats = encode(g, torch.randn(1, 3, 32, 32), expected)
+        feats = g.encode(torch.randn(1, 3, 32, 32), expected)
         assert [f.shape[1] for f in feats] == [3, 16, 32, 32, 32] and feats[0].shape[-1] == 38
     g = ResnetGenerator(3, 3, 2, 4)
     assert encoder_layers(g, "7, 4,4") == (4, 7)
@@ -121,8 +121,8 @@ def test_one_training_step_updates_generator_heads_and_discriminator(mode):
     for net in ("G.", "D.", "G_heads."):
         keys = [k for k in before if k.startswith(net) and k.endswith("weight")]
         assert keys and all(not torch.equal(before[k], after[k]) for k in keys), net
-    if mode == "cut":  # one generator pass over x and y together
-        assert len(seen) == 1 and torch.equal(seen[0], torch.cat([batch["A"], batch["B"]]))
+    if mode == "cut":  # a generator pass over x, then one over y (the identity term)
+        assert len(seen) == 2 and torch.equal(seen[0], batch["A"]) and torch.equal(seen[1], batch["B"])
         return
     for _ in range(7):  # fastcut: the input goes in flipped about half the time
         runner.train_step(batch)
@@ -142,12 +142,76 @@ def test_flipped_outputs_are_compared_with_their_features_flipped_back():
     assert (losses[2] > losses[0]).all()  # not flipped back: the patches no longer line up
 
 
+def _identity(g: ResnetGenerator) -> None:
+    """Make g's forward return its input (with the encoder's features of it, when asked for them)."""
+    g.forward = lambda x, taps=(): (x, g.encode(x, taps)) if taps else x
+
+
+def _grads(model) -> dict:
+    return {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+
+def test_identity_term_in_its_own_pass_gives_the_one_pass_gradients():
+    """x and y through G one after the other (two backward passes) = the mean over one pass of both."""
+    torch.manual_seed(0)
+    model = _model(mode="cut", num_patches=4096)  # every location: PatchNCE no longer depends on the draw
+    batch = _batch(2)
+    parts = 0
+    for part in model.step("G", batch):
+        part["loss"].backward()
+        parts += 1
+    split = _grads(model)
+    model.zero_grad(set_to_none=True)
+    real = torch.cat([batch["A"], batch["B"]])
+    fake = model.G(real)
+    gan = F.mse_loss(model.D(fake[:2]), torch.ones_like(model.D(fake[:2])))  # LSGAN, the default
+    (gan + model.nce_loss(real, fake).mean()).backward()
+    joint = _grads(model)
+    assert parts == 2 and split.keys() == joint.keys() and any(k.startswith("G_heads") for k in split)
+    for k in joint:  # float rounding, relative to each tensor's scale (the biases before a norm get ~0)
+        assert (split[k] - joint[k]).abs().max() <= 1e-5 * max(joint[k].abs().max(), 1.0), k
+
+
+def test_batch_norm_keeps_x_and_y_in_one_pass():
+    model = _model(mode="cut", norm="batch")
+    seen = []
+    model.G.register_forward_pre_hook(lambda mod, args: seen.append(args[0].shape[0]))
+    parts = list(model.step("G", _batch(2)))
+    assert len(parts) == 1 and seen == [4] and {"nce", "nce_idt", "g_gan"} <= set(parts[0])
+
+
+def test_keys_from_the_generators_pass_equal_a_second_encoder_pass():
+    torch.manual_seed(0)
+    model = _model()
+    src = _batch(2)["A"]
+    fake, keys = model.G(src, taps=model.layers)
+    torch.testing.assert_close(fake, model.G(src))
+    for a, b in zip(keys, model.G.encode(src, model.layers)):
+        torch.testing.assert_close(a, b)
+    torch.manual_seed(3)
+    given = model.nce_loss(src, fake, keys=keys)
+    torch.manual_seed(3)
+    torch.testing.assert_close(given, model.nce_loss(src, fake))
+
+
+def test_a_tapped_activation_is_not_overwritten_by_an_in_place_relu():
+    g = ResnetGenerator(3, 3, 1, 4)
+    assert isinstance(g.net[3], torch.nn.ReLU) and g.net[3].inplace  # after the stem's norm (index 2)
+    x = torch.randn(1, 3, 16, 16)
+    norm_out = g.net[2](g.net[1](g.net[0](x)))
+    (feat,) = g.encode(x, (2,))
+    assert (feat < 0).any() and torch.equal(feat, norm_out)
+    _, (feat,) = g(x, taps=(2,))
+    assert torch.equal(feat, norm_out)
+
+
 def test_identity_collapse_warns_once_and_only_on_a_collapsed_generator():
     def steps(model, n):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             for i in range(n):
-                model.step("G", _batch(seed=i))
+                for _ in model.step("G", _batch(seed=i)):  # the loss parts (no backward needed here)
+                    pass
                 model.after_step("G")
         return [w for w in caught if issubclass(w.category, IdentityCollapseWarning)]
 
@@ -155,11 +219,11 @@ def test_identity_collapse_warns_once_and_only_on_a_collapsed_generator():
     healthy = _model(mode="fastcut", collapse_steps=3)
     assert steps(healthy, 6) == []
     collapsed = _model(mode="fastcut", collapse_steps=3)
-    collapsed.G.forward = lambda x: x  # output = input; its encoder (g.net) is untouched
+    _identity(collapsed.G)  # output = input; its encoder (g.net) is untouched
     caught = steps(collapsed, 9)
     assert len(caught) == 1 and "collapsed to the identity" in str(caught[0].message)
     off = _model(mode="fastcut", collapse_steps=0)
-    off.G.forward = lambda x: x
+    _identity(off.G)
     assert steps(off, 4) == []
 
 

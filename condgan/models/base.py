@@ -90,7 +90,11 @@ class GANModel(nn.Module):
         return ("D", "G")
 
     def step(self, phase: str, batch: dict) -> dict[str, torch.Tensor]:
-        """Compute one phase on a batch; return losses, "loss" being the one to minimise."""
+        """Compute one phase on a batch; return losses, "loss" being the one to minimise.
+
+        Or yield several such dicts (loss parts): StepRunner backwards each part's "loss" before it asks
+        for the next, and steps the optimizer once on the summed gradients, so a phase whose terms need
+        separate passes keeps only one pass's activations alive (CUT's identity term)."""
         raise NotImplementedError
 
     def discriminators(self) -> dict[str, nn.Module]:

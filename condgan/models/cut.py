@@ -171,18 +171,6 @@ def feature_channels(g: ResnetGenerator, layers, in_channels: int) -> list[int]:
     return out
 
 
-def encode(g: ResnetGenerator, x: torch.Tensor, layers) -> list[torch.Tensor]:
-    """The activations after each of `layers` (ascending) of g.net, running it only that far; the input is
-    padded to a multiple of 4 as forward() pads it."""
-    x, _ = pad_to_multiple(x, 4)
-    feats, last = [], layers[-1]
-    for i, layer in enumerate(g.net[:last + 1]):
-        x = layer(x)
-        if i in layers:
-            feats.append(x)
-    return feats
-
-
 def sample_locations(feat: torch.Tensor, n: int) -> torch.Tensor:
     """[B, P] distinct random positions in the H*W grid of each image (all of them when n >= H*W)."""
     b, hw = feat.shape[0], feat.shape[2] * feat.shape[3]
@@ -273,45 +261,73 @@ class CUT(TranslationModel):
         """(source, target) images of the batch for the run's --direction."""
         return (batch["A"], batch["B"]) if self.cfg.direction == "AtoB" else (batch["B"], batch["A"])
 
-    def nce_loss(self, src: torch.Tensor, out: torch.Tensor, flipped: bool = False) -> torch.Tensor:
+    def nce_loss(self, src: torch.Tensor, out: torch.Tensor, flipped: bool = False, keys=None) -> torch.Tensor:
         """PatchNCE per image [B] between inputs `src` and the generator's outputs `out`, averaged over the
-        layers; `flipped`: `out` came from horizontally flipped inputs (its features are flipped back)."""
+        layers; `flipped`: `out` came from horizontally flipped inputs (its features are flipped back);
+        `keys`: the encoder's features of `src` when the caller has them (from G's own pass over src)."""
         g = _plain(self.G)
-        with torch.no_grad():
-            keys = encode(g, src, self.layers)
-        queries = encode(g, out, self.layers)
+        if keys is None:
+            with torch.no_grad():
+                keys = g.encode(src, self.layers)
+        keys = [k.detach() for k in keys]
+        queries = g.encode(out, self.layers)
         if flipped:
             queries = [f.flip(3) for f in queries]
         ids = [sample_locations(f, self.cfg.num_patches) for f in keys]
         pairs = self.G_heads(queries, keys, ids)
         return torch.stack([patch_nce(q, k, self.cfg.nce_temperature) for q, k in pairs]).mean(0)
 
-    def step(self, phase: str, batch: dict) -> dict:
+    def _translate_and_compare(self, real: torch.Tensor, flipped: bool):
+        """G(real) (of real flipped horizontally when `flipped`) and PatchNCE(real, G(real)) per image. G's
+        pass over the unflipped input also yields the input's features, so the encoder runs once more
+        (on the output), not twice."""
+        if flipped:
+            fake = self.G(real.flip(3))
+            return fake, self.nce_loss(real, fake, flipped=True)
+        fake, keys = self.G(real, taps=self.layers)
+        return fake, self.nce_loss(real, fake, keys=keys)
+
+    def _generator_parts(self, src: torch.Tensor, tgt: torch.Tensor):
+        """The G phase as loss parts (StepRunner backwards each before the next is computed).
+
+        Part 1: the adversarial loss on G(x) and PatchNCE(x, G(x)). With the identity term, part 2 is
+        PatchNCE(y, G(y)); each NCE term weighs half, as the mean over x and y of one pass would. With a
+        per-image norm (instance, none) the two passes give that one pass's gradients at half its peak
+        memory; --norm batch keeps x and y in one pass, whose batch statistics they share.
+        """
+        c = self.cfg
+        n, idt = src.shape[0], c.nce_idt == "on"
+        together = idt and c.norm == "batch"
+        real = torch.cat([src, tgt]) if together else src
+        flipped = c.flip_equivariance == "on" and bool(torch.rand(()) < 0.5)
+        fake, nce = self._translate_and_compare(real, flipped)
+        gan = losses.g_loss(GAN_LOSSES[c.gan_loss], self.D(fake[:n]))
+        nce_x, half = nce[:n].mean(), 0.5 if idt else 1.0
+        nce_sum = nce.mean() if together else half * nce_x
+        out = {"loss": c.gan_weight * gan + c.nce_weight * nce_sum, "g_gan": gan.detach(), "nce": nce_x.detach()}
+        if together:
+            out["nce_idt"] = nce[n:].mean().detach()
+        if src.shape[1] == fake.shape[1]:
+            shown = fake[:n].flip(3) if flipped else fake[:n]
+            self._gap = (shown.detach().float() - src.float()).abs().mean()
+            out["out_in_l1"] = self._gap
+        self._fake = fake[:n].detach()
+        del fake, nce, gan
+        yield out
+        if idt and not together:
+            nce_y = self._translate_and_compare(tgt, flipped)[1].mean()
+            yield {"loss": c.nce_weight * 0.5 * nce_y, "nce_idt": nce_y.detach()}
+
+    def step(self, phase: str, batch: dict):
         c = self.cfg
         src, tgt = self._domains(batch)
-        kind = GAN_LOSSES[c.gan_loss]
         if phase == "G":
             self.set_requires_grad(self.D, False)
-            n, idt = src.shape[0], c.nce_idt == "on"
-            real = torch.cat([src, tgt]) if idt else src  # one generator pass for x and y (per-image norm)
-            flipped = c.flip_equivariance == "on" and bool(torch.rand(()) < 0.5)
-            fake = self.G(real.flip(3) if flipped else real)
-            gan = losses.g_loss(kind, self.D(fake[:n]))
-            nce = self.nce_loss(real, fake, flipped)  # idt: the mean of PatchNCE(x, G(x)) and (y, G(y))
-            loss = c.gan_weight * gan + c.nce_weight * nce.mean()
-            out = {"g_gan": gan.detach(), "nce": nce[:n].mean().detach()}
-            if idt:
-                out["nce_idt"] = nce[n:].mean().detach()
-            if src.shape[1] == fake.shape[1]:
-                shown = fake[:n].flip(3) if flipped else fake[:n]
-                self._gap = (shown.detach().float() - src.float()).abs().mean()
-                out["out_in_l1"] = self._gap
-            self._fake = fake[:n].detach()
-            return {"loss": loss, **out}
+            return self._generator_parts(src, tgt)
         if phase == "D":
             fake, self._fake = self._fake, None
             self.set_requires_grad(self.D, True)
-            d = 0.5 * losses.d_loss(kind, self.D(tgt), self.D(fake))
+            d = 0.5 * losses.d_loss(GAN_LOSSES[c.gan_loss], self.D(tgt), self.D(fake))
             return {"loss": d, "d": d.detach()}
         raise ValueError(f"unknown phase {phase!r}")
 

@@ -21,6 +21,7 @@ Any input size works: it is padded to a multiple of 4 and cropped back.
 """
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import nn
 
 from .layers import BlurDownsample2x, Upsample2x, init_weights
@@ -75,6 +76,32 @@ class ResnetGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
         init_weights(self)
 
-    def forward(self, x):
+    def forward(self, x, taps=()):
+        """The translated image; with `taps` (ascending indices into self.net) also the activations after
+        those layers, as (image, [features]): a loss that compares the encoder's features of this very
+        input (CUT's PatchNCE) reads them here instead of running the encoder a second time."""
         x, pad = pad_to_multiple(x, 4)
-        return crop_padding(self.net(x), pad)
+        if not taps:
+            return crop_padding(self.net(x), pad)
+        x, feats = _tapped(self.net, x, taps)
+        return crop_padding(x, pad), feats
+
+    def encode(self, x, taps) -> list:
+        """The activations after each of `taps` (ascending indices into self.net), running the net only as
+        far as the last of them; the input is padded to a multiple of 4 as forward() pads it."""
+        x, _ = pad_to_multiple(x, 4)
+        return _tapped(self.net[:taps[-1] + 1], x, taps)[1]
+
+
+def _tapped(layers: nn.Sequential, x, taps):
+    """Run `layers` on x; (output, [activation after each layer index in taps]). A tapped activation is
+    never overwritten: an in-place ReLU right after a tap runs out of place."""
+    feats = []
+    for i, layer in enumerate(layers):
+        if feats and i - 1 == taps[len(feats) - 1] and isinstance(layer, nn.ReLU) and layer.inplace:
+            x = F.relu(x)
+        else:
+            x = layer(x)
+        if i in taps:
+            feats.append(x)
+    return x, feats
