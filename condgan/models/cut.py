@@ -22,12 +22,16 @@ At each layer `--num-patches` random locations per image are drawn, the same for
 per layer (Linear, ReLU, Linear, `--nce-mlp-width` units; `G_heads`, trained with G by G's optimizer) maps
 each feature to a unit vector. For the output patch q_i and the input patches k_j of the same image the loss
 is the cross-entropy of the logits [q_i.k_i, q_i.k_j (j != i)] / `--nce-temperature` with the positive at
-index 0; the input side is a fixed target (no gradient), as in the paper.
+index 0; the input side is a fixed target (no gradient), as in the paper, read from G's own pass over x
+(`ResnetGenerator.forward(x, taps=...)`), so the encoder runs once more per step (on G(x)), not twice
+(except when flip equivariance sent x in flipped).
 
 Modes (`--mode`): cut adds the identity term, PatchNCE(y, G(y)) on target-domain images y, averaged with
-PatchNCE(x, G(x)), NCE weight 1, 400 epochs (the last 200 decaying); fastcut drops it, weighs NCE 10, flips
-the input batch horizontally half the time and flips the output's features back before comparing them
-(flip equivariance), 200 epochs (the last 50 decaying). `--nce-weight`, `--nce-idt`, `--flip-equivariance`,
+PatchNCE(x, G(x)), NCE weight 1, 400 epochs (the last 200 decaying); y goes through G in a pass and a
+backward of its own (a loss part of the G phase), the gradients of one pass over x and y together at half
+its peak memory (with --norm batch they share one pass and its batch statistics); fastcut drops it, weighs
+NCE 10, flips the input batch horizontally half the time and flips the output's features back before
+comparing them (flip equivariance), 200 epochs (the last 50 decaying). `--nce-weight`, `--nce-idt`, `--flip-equivariance`,
 `--epochs` and `--decay-epochs` given explicitly win over the mode. FastCUT can collapse to the identity on
 some data: when mean |G(x) - x| stays below `--collapse-threshold` for `--collapse-steps` consecutive steps,
 training warns once (the value is logged every step as out_in_l1).
@@ -47,7 +51,7 @@ from ..config import opt
 from ..data.info import UNPAIRED
 from ..errors import CondganError
 from ..nets.resnet import UPSAMPLING, UPSAMPLING_ALIASES, ResidualBlock, ResnetGenerator
-from ..nets.unet import NORMS, pad_to_multiple
+from ..nets.unet import NORMS
 from .translation import (GAN_LOSSES, GENERATORS, TranslationConfig, TranslationModel, as_rgb,
                           build_discriminator, build_generator)
 
