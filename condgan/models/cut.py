@@ -31,8 +31,8 @@ PatchNCE(x, G(x)), NCE weight 1, 400 epochs (the last 200 decaying); y goes thro
 backward of its own (a loss part of the G phase), the gradients of one pass over x and y together at half
 its peak memory (with --norm batch they share one pass and its batch statistics); fastcut drops it, weighs
 NCE 10, flips the input batch horizontally half the time and flips the output's features back before
-comparing them (flip equivariance), 200 epochs (the last 50 decaying). `--nce-weight`, `--nce-idt`, `--flip-equivariance`,
-`--epochs` and `--decay-epochs` given explicitly win over the mode. FastCUT can collapse to the identity on
+comparing them (flip equivariance), 200 epochs (the last 50 decaying). `--nce-weight`, `--nce-idt`,
+`--flip-equivariance`, `--epochs` and `--decay-epochs` given explicitly win over the mode. FastCUT can collapse to the identity on
 some data: when mean |G(x) - x| stays below `--collapse-threshold` for `--collapse-steps` consecutive steps,
 training warns once (the value is logged every step as out_in_l1).
 """
