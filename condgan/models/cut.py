@@ -32,8 +32,8 @@ backward of its own (a loss part of the G phase), the gradients of one pass over
 its peak memory (with --norm batch they share one pass and its batch statistics); fastcut drops it, weighs
 NCE 10, flips the input batch horizontally half the time and flips the output's features back before
 comparing them (flip equivariance), 200 epochs (the last 50 decaying). `--nce-weight`, `--nce-idt`,
-`--flip-equivariance`, `--epochs` and `--decay-epochs` given explicitly win over the mode. FastCUT can collapse to the identity on
-some data: when mean |G(x) - x| stays below `--collapse-threshold` for `--collapse-steps` consecutive steps,
+`--flip-equivariance`, `--epochs` and `--decay-epochs` given explicitly win over the mode. FastCUT can
+collapse to the identity on some data: when mean |G(x) - x| stays below `--collapse-threshold` for `--collapse-steps` consecutive steps,
 training warns once (the value is logged every step as out_in_l1).
 """
 from __future__ import annotations
