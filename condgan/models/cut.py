@@ -27,13 +27,13 @@ index 0; the input side is a fixed target (no gradient), as in the paper, read f
 (except when flip equivariance sent x in flipped).
 
 Modes (`--mode`): cut adds the identity term, PatchNCE(y, G(y)) on target-domain images y, averaged with
-PatchNCE(x, G(x)), NCE weight 1, 400 epochs (the last 200 decaying); y goes through G in a pass and a
-backward of its own (a loss part of the G phase), the gradients of one pass over x and y together at half
-its peak memory (with --norm batch they share one pass and its batch statistics); fastcut drops it, weighs
-NCE 10, flips the input batch horizontally half the time and flips the output's features back before
-comparing them (flip equivariance), 200 epochs (the last 50 decaying). `--nce-weight`, `--nce-idt`,
-`--flip-equivariance`, `--epochs` and `--decay-epochs` given explicitly win over the mode. FastCUT can
-collapse to the identity on some data: when mean |G(x) - x| stays below `--collapse-threshold` for `--collapse-steps` consecutive steps,
+PatchNCE(x, G(x)), NCE weight 1, 400 epochs (the last 200 decaying); y goes through G in a pass and a backward
+of its own (a loss part of the G phase), the gradients of one pass over x and y together at half its peak
+memory (with --norm batch they share one pass and its batch statistics); fastcut drops it, weighs NCE 10,
+flips the input batch horizontally half the time and flips the output's features back before comparing them
+(flip equivariance), 200 epochs (the last 50 decaying). `--nce-weight`, `--nce-idt`, `--flip-equivariance`,
+`--epochs` and `--decay-epochs` given explicitly win over the mode. FastCUT can collapse to the identity on
+some data: when mean |G(x) - x| stays below `--collapse-threshold` for `--collapse-steps` consecutive steps,
 training warns once (the value is logged every step as out_in_l1).
 """
 from __future__ import annotations
