@@ -115,6 +115,13 @@ def probe_timer(cfg, model, device, batch: dict, clock=None, budget_s: float = 2
     return time_one
 
 
+def train_key(name: str, model, size: list, batch: int) -> dict:
+    """What condgan.probe files a measured training setting under: the model, its size, the image size and
+    the batch (the same run on the same machine then reuses the measurement)."""
+    return {"mode": "train", "model": name, "parameters": sum(p.numel() for p in model.parameters()),
+            "size": list(size), "batch": batch}
+
+
 def probed_setting(cfg, model, device, dataset, clock=None, budget_s: float = 2.0, **inject) -> device_lib.Setting:
     """The precision and layout to train `model` in here: condgan.probe's measured choice on CPU (one batch
     of `dataset`, the run's batch size), the fixed rule on GPUs. RNG states are left as they were."""
@@ -129,8 +136,7 @@ def probed_setting(cfg, model, device, dataset, clock=None, budget_s: float = 2.
     try:
         batch = next(iter(DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=collate)))
         images = [v for v in batch.values() if torch.is_tensor(v) and v.ndim == 4]
-        key = {"mode": "train", "model": cfg.model, "parameters": sum(p.numel() for p in model.parameters()),
-               "size": list(images[0].shape[-2:]) if images else [], "batch": cfg.batch_size}
+        key = train_key(cfg.model, model, list(images[0].shape[-2:]) if images else [], cfg.batch_size)
         return probe.decide(cfg.amp, cfg.channels_last, device, type(model), key,
                             probe_timer(cfg, model, device, batch, clock, budget_s), **inject)
     finally:

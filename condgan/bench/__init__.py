@@ -91,13 +91,12 @@ class Ours:
         """Ours in the setting a user's `--amp auto --channels-last` run gets: condgan.probe's measured
         choice on CPU (training: the step on this batch; inference: generator forwards), the rule on GPUs."""
         from .. import probe
-        from ..step import probe_timer
+        from ..step import probe_timer, train_key
         ours = cls(name, size, device, channels_last=True, amp="auto")
         model, cfg = ours.model, ours.cfg
         if mode == "train":
             batch = ours.batch(a, b)
-            key = {"mode": "train", "model": name, "parameters": sum(p.numel() for p in model.parameters()),
-                   "size": [size, size], "batch": a.shape[0]}
+            key = train_key(name, model, [size, size], a.shape[0])
             setting = probe.decide("auto", True, device, type(model), key, probe_timer(cfg, model, device, batch))
         elif model.task == SAMPLE:  # sampling is not probed (condgan.sample runs the fixed rule)
             return ours
