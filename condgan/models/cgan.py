@@ -15,7 +15,7 @@ from .base import SAMPLE, GANModel
 
 @dataclass
 class CGANConfig(TrainConfig):
-    epochs: int = opt(4, "passes over the training data", resumable=True)
+    epochs: int = opt(8, "passes over the training data", resumable=True)
     batch_size: int = opt(64, "images per batch")
     lr: float = opt(6e-4, "learning rate of both optimizers")
     beta1: float = opt(0.0, "Adam beta1")
